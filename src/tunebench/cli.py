@@ -1,0 +1,165 @@
+"""The `tunebench` command. Flags map onto the same dataclasses the Python API uses."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import warnings
+
+from .errors import TunebenchError
+
+TRAIN_FLAGS = {
+    "lr": float,
+    "epochs": int,
+    "batch_size": int,
+    "eval_batch_size": int,
+    "warmup_ratio": float,
+    "weight_decay": float,
+    "schedule": str,
+    "patience": int,
+    "dropout": float,
+    "device": str,
+    "precision": str,
+}
+
+
+def _add_data_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("data")
+    g.add_argument("--data", required=True, help="named dataset (sst2, imdb) or a train file (csv/tsv/jsonl/parquet)")
+    g.add_argument("--dev", help="dev file (default: a seeded stratified split of train)")
+    g.add_argument("--test", help="test file")
+    g.add_argument("--data-dir", help="where named datasets live (or set TUNEBENCH_DATA_DIR)")
+    g.add_argument("--text-col")
+    g.add_argument("--label-col")
+    g.add_argument("--text-pair-col")
+    g.add_argument("--train-size", type=int, help="seeded stratified subsample of train")
+    g.add_argument("--eval-size", type=int, help="cap dev and test at this many examples (stratified)")
+    g.add_argument("--test-fraction", type=float, default=0.0, help="split a test set off a single file")
+    g.add_argument("--data-seed", type=int, default=0, help="seed of the splits and subsamples")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="tunebench", description="Freeze or fine-tune? Compare adaptation strategies.")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars or info lines")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    c = sub.add_parser("compare", help="run the strategy ladder and print a leaderboard")
+    _add_data_args(c)
+    c.add_argument("--task", default="text-classification")
+    c.add_argument("--model", default="minilm", help="hub id, local directory, or 'minilm' (packaged default)")
+    c.add_argument("--strategies", nargs="+", help="names, or 'all' (default: features head last-k full lora bitfit)")
+    c.add_argument("--seeds", nargs="+", type=int, default=[0])
+    c.add_argument("--out", default="tunebench-out")
+    c.add_argument("--export", help="copy the best run's artifact here")
+    c.add_argument("--pooling", default="auto", choices=["auto", "mean", "cls"])
+    c.add_argument("--max-length", type=int)
+    c.add_argument("--trust-remote-code", action="store_true")
+    c.add_argument("--opt", action="append", default=[], metavar="STRATEGY.KEY=VALUE",
+                   help="strategy option, e.g. last-k.k=4, lora.r=16, full.lr=3e-5 (repeatable)")
+    t = c.add_argument_group("training (all gradient strategies; overrides each strategy's default)")
+    for name, typ in TRAIN_FLAGS.items():
+        t.add_argument("--" + name.replace("_", "-"), type=typ)
+
+    s = sub.add_parser("strategies", help="list the strategies")
+    s.add_argument("--task", default="text-classification")
+
+    pr = sub.add_parser("predict", help="predict with an exported run")
+    pr.add_argument("--model", required=True, help="directory written by compare --export")
+    pr.add_argument("--data", required=True)
+    pr.add_argument("--out", default="preds.csv")
+    pr.add_argument("--text-col")
+    pr.add_argument("--text-pair-col")
+    pr.add_argument("--device", default="auto")
+    return p
+
+
+def _parse_opts(items: list[str]) -> dict[str, dict[str, str]]:
+    out: dict[str, dict[str, str]] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        strategy, dot, field = key.partition(".")
+        if not sep or not dot or not field:
+            raise TunebenchError(f"--opt {item}: expected STRATEGY.KEY=VALUE, e.g. last-k.k=4")
+        out.setdefault(strategy, {})[field.replace("-", "_")] = value
+    return out
+
+
+def _cmd_compare(a) -> None:
+    from .compare import compare
+    from .data import DataConfig
+
+    data = DataConfig(
+        data=a.data,
+        dev=a.dev,
+        test=a.test,
+        data_dir=a.data_dir,
+        text_col=a.text_col,
+        label_col=a.label_col,
+        text_pair_col=a.text_pair_col,
+        train_size=a.train_size,
+        eval_size=a.eval_size,
+        test_fraction=a.test_fraction,
+        seed=a.data_seed,
+    )
+    train = {k: getattr(a, k) for k in TRAIN_FLAGS if getattr(a, k) is not None}
+    compare(
+        data,
+        model=a.model,
+        strategies=a.strategies,
+        seeds=a.seeds,
+        out=a.out,
+        options=_parse_opts(a.opt),
+        train=train,
+        task=a.task,
+        export=a.export,
+        pooling=a.pooling,
+        trust_remote_code=a.trust_remote_code,
+        max_length=a.max_length,
+        show=not a.quiet,
+    )
+
+
+def _cmd_strategies(a) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from .strategies import DEFAULT_LADDER, STRATEGIES
+
+    table = Table(title="tunebench strategies (* = in the default ladder)")
+    for col in ("name", "what trains", "defaults"):
+        table.add_column(col)
+    for name, cls in STRATEGIES.items():
+        defaults = ", ".join(f"{k}={v}" for k, v in {**cls.train_defaults, **cls().settings()}.items())
+        table.add_row(name + (" *" if name in DEFAULT_LADDER else ""), cls.summary, defaults)
+    Console().print(table)
+
+
+def _cmd_predict(a) -> None:
+    from .predict import predict
+
+    labels, _ = predict(a.model, a.data, a.out, a.text_col, a.text_pair_col, device=a.device)
+    logging.getLogger("tunebench").info("wrote %d predictions to %s", len(labels), a.out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s")
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from . import progress
+
+    progress.set_enabled(not args.quiet and sys.stderr.isatty())
+    try:
+        {"compare": _cmd_compare, "strategies": _cmd_strategies, "predict": _cmd_predict}[args.command](args)
+    except TunebenchError as err:
+        print(f"tunebench: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,173 @@
+"""The main job: run the strategy ladder over seeds, store each run, print and write the leaderboard."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import leaderboard
+from .errors import TunebenchError
+from .store import RunStore, run_key
+from .strategies import DEFAULT_LADDER, STRATEGIES
+from .training.config import TrainConfig
+
+log = logging.getLogger("tunebench")
+
+
+@dataclass
+class Plan:
+    """One planned run: a configured strategy, its training settings, a seed and its store key."""
+
+    strategy: object
+    cfg: TrainConfig
+    seed: int
+    key: str
+
+
+def resolve_strategy(name: str, options: dict[str, str], train_overrides: dict, max_length: int):
+    """Strategy defaults < global overrides (--lr ...) < per-strategy options (--opt full.lr=3e-5)."""
+    cls = STRATEGIES.get(name)
+    train_fields = set(TrainConfig.__dataclass_fields__)
+    own = {k: v for k, v in options.items() if k not in train_fields}
+    per_strategy_train = {k: v for k, v in options.items() if k in train_fields}
+    strategy = cls.from_options(own)
+    cfg = TrainConfig().replace(**cls.train_defaults).replace(**train_overrides)
+    if per_strategy_train:
+        typed = {k: type(getattr(cfg, k) if getattr(cfg, k) is not None else 0)(v) for k, v in per_strategy_train.items()}
+        cfg = cfg.replace(**typed)
+    return strategy, cfg.replace(max_length=max_length)
+
+
+def compare(
+    data,
+    model: str = "minilm",
+    strategies: list[str] | None = None,
+    seeds: list[int] | tuple[int, ...] = (0,),
+    out: str | Path = "tunebench-out",
+    options: dict[str, dict[str, str]] | None = None,
+    train: dict | None = None,
+    task: str = "text-classification",
+    export: str | Path | None = None,
+    pooling: str = "auto",
+    trust_remote_code: bool = False,
+    max_length: int | None = None,
+    show: bool = True,
+) -> list[dict]:
+    """Run `strategies` x `seeds` on `data`; returns the leaderboard rows (best first).
+
+    `data` is a DataConfig, or a dataset name / train-file path. Finished runs in `out` are reused.
+    """
+    from .backbones import load_backbone
+    from .data import DataConfig, load_text_classification
+    from .runner import Context, run_one
+    from .tasks import get_task
+
+    quiet_libraries()
+    if isinstance(data, str):
+        data = DataConfig(data=data)
+    names = strategies or list(DEFAULT_LADDER)
+    if names == ["all"]:
+        names = STRATEGIES.names()
+    options = options or {}
+    for n in [*names, *options]:
+        STRATEGIES.get(n)  # unknown names fail before any work
+    out = Path(out)
+    task_obj = get_task(task)
+    bundle = load_text_classification(data)
+    backbone = load_backbone(model, trust_remote_code, pooling)
+    limit = min(max_length or backbone.max_length, backbone.max_length)
+    ctx = Context(task_obj, backbone, bundle, out, limit)
+    log.info("%s · model %s (max length %d, %s pooling)", bundle.describe(), model, limit, backbone.pooling)
+    if ctx.truncated_share() > 0.1:
+        log.warning("%.0f%% of training texts are truncated at %d tokens", 100 * ctx.truncated_share(), limit)
+
+    store = RunStore(out)
+    plans = []
+    for seed in seeds:
+        for name in names:
+            strategy, cfg = resolve_strategy(name, options.get(name, {}), train or {}, limit)
+            identity = {
+                "task": task,
+                "model": [backbone.name, backbone.path, backbone.pooling],
+                "data": bundle.fingerprint(),
+                "strategy": name,
+                "settings": strategy.settings(),
+                "train": cfg.as_dict(),
+                "seed": seed,
+            }
+            plans.append(Plan(strategy, cfg, seed, run_key(identity)))
+
+    records = []
+    try:
+        for i, plan in enumerate(plans, 1):
+            label = f"[{i}/{len(plans)}] {plan.strategy.name} seed {plan.seed}"
+            done = store.finished(plan.key)
+            if done:
+                log.info("%s: already finished, reusing the stored result", label)
+                records.append(done)
+                continue
+            log.info("%s: running", label)
+            record = run_one(ctx, plan.strategy, plan.cfg, plan.seed, plan.key)
+            store.put(record)
+            records.append(record)
+            _log_result(label, record, task_obj.primary_metric)
+    except KeyboardInterrupt:
+        log.warning("interrupted: %d finished runs are saved in %s; rerun the same command to resume", len(records), out)
+        _report(records, task_obj.primary_metric, out, bundle, model, show)
+        raise
+    rows = _report(records, task_obj.primary_metric, out, bundle, model, show)
+    if export:
+        export_best(rows, out, Path(export))
+    return rows
+
+
+def quiet_libraries() -> None:
+    """Library chatter that would bury our progress bars; what matters we report ourselves."""
+    import warnings
+
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", message="Token type ids are not supported")  # prefix: single texts
+    warnings.filterwarnings("ignore", message=".*past_key_values.*")
+
+
+def _log_result(label: str, record: dict, metric: str) -> None:
+    if record["status"] != "ok":
+        log.warning("%s: %s", label, record["status"])
+        return
+    test = record.get("test_metrics", {}).get(metric)
+    log.info(
+        "%s: dev %s %.4f%s · %.1fs",
+        label,
+        metric,
+        record["dev_metrics"][metric],
+        f" · test {test:.4f}" if test is not None else "",
+        record["wall_seconds"],
+    )
+
+
+def _report(records, metric, out, bundle, model, show) -> list[dict]:
+    rows = leaderboard.build(records, metric)
+    leaderboard.write(rows, records, metric, out)
+    if show and rows:
+        leaderboard.print_table(rows, metric, f"{bundle.describe()} · {model}")
+    return rows
+
+
+def export_best(rows: list[dict], out: Path, dest: Path) -> Path:
+    """Copy the artifact of the best run (by dev metric) to `dest`."""
+    best = next((r for r in rows if r["best_key"]), None)
+    if best is None:
+        raise TunebenchError("no finished run to export")
+    src = out / "runs" / best["best_key"]
+    if not src.is_dir():
+        raise TunebenchError(f"{src}: the best run's artifact is missing; rerun compare to recreate it")
+    if dest.exists():
+        shutil.rmtree(dest)
+    shutil.copytree(src, dest)
+    log.info("exported %s (dev %s %.4f) to %s", best["strategy"], best["metric"], best["dev_mean"], dest)
+    return dest

@@ -1,0 +1,39 @@
+"""Data loading: table readers, the named-dataset registry and text-classification bundles."""
+
+from tunebench.data.named import (
+    DATASETS,
+    ENV_DATA_DIR,
+    NamedDataset,
+    data_dir_candidates,
+    dataset_names,
+    get_dataset,
+    locate,
+    register_dataset,
+)
+from tunebench.data.readers import FORMATS, Table, detect_format, load_table, read_table
+from tunebench.data.text import (
+    DataBundle,
+    DataConfig,
+    TextSplit,
+    load_text_classification,
+)
+
+__all__ = [
+    "DATASETS",
+    "ENV_DATA_DIR",
+    "FORMATS",
+    "DataBundle",
+    "DataConfig",
+    "NamedDataset",
+    "Table",
+    "TextSplit",
+    "data_dir_candidates",
+    "dataset_names",
+    "detect_format",
+    "get_dataset",
+    "load_table",
+    "load_text_classification",
+    "locate",
+    "read_table",
+    "register_dataset",
+]

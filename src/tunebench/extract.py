@@ -1,0 +1,98 @@
+"""Frozen-backbone feature extraction with an on-disk cache.
+
+One forward pass stores, for every example, the [CLS] and mean-pooled vector of *every* layer
+(embeddings + each block): any pooling / layer combination, another classifier, head-only training
+and layer probes then reuse the same file instead of running the backbone again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.numpy import load_file, save_file
+
+from .errors import TunebenchError
+from .progress import bar
+from .tasks.classification import pool
+from .training.batching import TokenBatches
+from .training.loop import autocast, resolve_device
+
+LAYER_CHOICES = ("last", "second-last", "mean-of-last-4", "concat-last-4", "mean-of-all")
+
+
+def cache_key(model_ref: str, rows: list[dict], max_length: int) -> str:
+    h = hashlib.sha256(f"{model_ref}|{max_length}|".encode())
+    for r in rows:
+        h.update(np.asarray(r["input_ids"], dtype=np.int32).tobytes())
+        h.update(b"|")
+        if "token_type_ids" in r:
+            h.update(np.asarray(r["token_type_ids"], dtype=np.int8).tobytes())
+    return h.hexdigest()[:24]
+
+
+@torch.no_grad()
+def all_layer_pools(model, rows: list[dict], pad_id: int, batch_size: int, device: str, precision: str) -> np.ndarray:
+    """(N, L+1, 2, H): per layer, [CLS] (index 0) and mean (index 1) pooled hidden states."""
+    dev = resolve_device(device)
+    model.to(dev).eval()
+    data = TokenBatches(rows, None, pad_id)
+    out = None
+    with bar("extract features", -(-len(rows) // batch_size)) as advance:
+        for idx, batch in data.eval_batches(batch_size):
+            batch = {k: v.to(dev) for k, v in batch.items()}
+            with autocast(dev, precision):
+                hs = model(**batch, output_hidden_states=True).hidden_states  # L+1 x (B, T, H)
+            mask = batch["attention_mask"]
+            pooled = torch.stack(
+                [torch.stack([pool(h.float(), mask, "cls"), pool(h.float(), mask, "mean")], 1) for h in hs], 1
+            )  # (B, L+1, 2, H)
+            if out is None:
+                out = np.zeros((len(rows),) + tuple(pooled.shape[1:]), dtype=np.float32)
+            out[idx] = pooled.cpu().numpy()
+            advance(1)
+    return out
+
+
+class FeatureCache:
+    """Files under `<out>/cache/features/`, keyed by model, tokenized inputs and max length."""
+
+    def __init__(self, root: str | Path | None):
+        self.root = Path(root) / "cache" / "features" if root else None
+        self.seconds = 0.0  # extraction time spent by the last `get` call (0 on a cache hit)
+
+    def get(self, backbone, rows: list[dict], max_length: int, batch_size: int, device: str, precision: str):
+        key = cache_key(backbone.name + "|" + backbone.path, rows, max_length)
+        path = self.root / f"{key}.safetensors" if self.root else None
+        if path is not None and path.is_file():
+            self.seconds = 0.0
+            return load_file(str(path))["pools"]
+        t0 = time.perf_counter()
+        pad = backbone.tokenizer.pad_token_id or 0
+        pools = all_layer_pools(backbone.model, rows, pad, batch_size, device, precision)
+        self.seconds = time.perf_counter() - t0
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            save_file({"pools": pools}, str(tmp))
+            tmp.replace(path)  # atomic: an interrupted write never leaves a corrupt cache entry
+        return pools
+
+
+def select(pools: np.ndarray, pooling: str, layers: str) -> np.ndarray:
+    """(N, L+1, 2, H) -> (N, D) for one pooling and one layer combination."""
+    p = pools[:, :, 0 if pooling == "cls" else 1]  # (N, L+1, H)
+    if layers == "last":
+        return p[:, -1]
+    if layers == "second-last":
+        return p[:, -2]
+    if layers == "mean-of-last-4":
+        return p[:, -4:].mean(1)
+    if layers == "concat-last-4":
+        return p[:, -4:].reshape(len(p), -1)
+    if layers == "mean-of-all":
+        return p[:, 1:].mean(1)
+    raise TunebenchError(f"--layers {layers}: choose from {', '.join(LAYER_CHOICES)}")

@@ -1,0 +1,125 @@
+"""Leaderboard: a pure function of run records, plus writers (CSV, Markdown, JSON, terminal)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import statistics
+from pathlib import Path
+
+COLUMNS = [
+    ("strategy", "strategy"),
+    ("dev", "dev {metric}"),
+    ("test", "test {metric}"),
+    ("seeds", "seeds"),
+    ("time_s", "time (s)"),
+    ("train_ex_per_s", "train ex/s"),
+    ("peak_mem_mb", "peak mem (MB)"),
+    ("trainable", "trainable params"),
+    ("trainable_pct", "trainable %"),
+    ("artifact_mb", "artifact (MB)"),
+    ("status", "status"),
+]
+
+
+def _mean_std(values: list[float]) -> tuple[float | None, float | None]:
+    if not values:
+        return None, None
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def build(records: list[dict], metric: str) -> list[dict]:
+    """One row per strategy, aggregated over seeds, sorted by mean dev metric (best first)."""
+    by_strategy: dict[str, list[dict]] = {}
+    for r in records:
+        by_strategy.setdefault(r["strategy"], []).append(r)
+    rows = []
+    for name, runs in by_strategy.items():
+        ok = [r for r in runs if r["status"] == "ok"]
+        errors = [r["status"] for r in runs if r["status"] != "ok"]
+        dev_m, dev_s = _mean_std([r["dev_metrics"][metric] for r in ok])
+        test_vals = [r["test_metrics"][metric] for r in ok if "test_metrics" in r]
+        test_m, test_s = _mean_std(test_vals)
+        first = ok[0] if ok else {}
+        total = first.get("total_params") or 0
+        rows.append(
+            {
+                "strategy": name,
+                "metric": metric,
+                "dev_mean": dev_m,
+                "dev_std": dev_s,
+                "test_mean": test_m,
+                "test_std": test_s,
+                "seeds": len(ok),
+                "time_s": _mean_std([r["wall_seconds"] for r in ok])[0],
+                "train_ex_per_s": _mean_std([r["examples_per_second"] or 0 for r in ok])[0],
+                "peak_mem_mb": max((r["peak_memory_mb"] or 0 for r in ok), default=None),
+                "trainable": first.get("trainable_params"),
+                "total": total,
+                "trainable_pct": 100 * first["trainable_params"] / total if total else None,
+                "artifact_mb": first["artifact_bytes"] / 2**20 if ok else None,
+                "status": "ok" if not errors else f"{len(errors)} failed: {errors[-1]}",
+                "best_key": max(ok, key=lambda r: r["dev_metrics"][metric])["key"] if ok else None,
+            }
+        )
+    return sorted(rows, key=lambda r: -1e9 if r["dev_mean"] is None else -r["dev_mean"])
+
+
+def _fmt(row: dict, col: str) -> str:
+    def pm(m, s):
+        if m is None:
+            return "–"
+        return f"{m:.4f} ± {s:.4f}" if row["seeds"] > 1 else f"{m:.4f}"
+
+    if col == "dev":
+        return pm(row["dev_mean"], row["dev_std"])
+    if col == "test":
+        return pm(row["test_mean"], row["test_std"])
+    v = row.get(col)
+    if v is None:
+        return "–"
+    if col == "trainable":
+        return f"{v:,}"
+    if col == "trainable_pct":
+        return f"{v:.3g}"
+    if col in ("time_s", "train_ex_per_s", "peak_mem_mb"):
+        return f"{v:,.0f}" if v >= 100 else f"{v:.1f}"
+    if col == "artifact_mb":
+        return f"{v:.2f}"
+    return str(v)
+
+
+def _headers(metric: str) -> list[str]:
+    return [h.format(metric=metric) for _, h in COLUMNS]
+
+
+def to_markdown(rows: list[dict], metric: str) -> str:
+    lines = ["| " + " | ".join(_headers(metric)) + " |", "|" + "---|" * len(COLUMNS)]
+    for row in rows:
+        lines.append("| " + " | ".join(_fmt(row, c) for c, _ in COLUMNS) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write(rows: list[dict], records: list[dict], metric: str, out_dir: Path) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with open(out_dir / "leaderboard.csv", "w", newline="") as f:
+        keys = [k for k in rows[0] if k != "metric"] if rows else []
+        writer = csv.DictWriter(f, fieldnames=keys, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    (out_dir / "leaderboard.md").write_text(to_markdown(rows, metric))
+    (out_dir / "results.json").write_text(
+        json.dumps({"metric": metric, "leaderboard": rows, "runs": records}, indent=1, default=str)
+    )
+
+
+def print_table(rows: list[dict], metric: str, title: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title)
+    for i, h in enumerate(_headers(metric)):
+        table.add_column(h, justify="left" if i in (0, len(COLUMNS) - 1) else "right")
+    for row in rows:
+        table.add_row(*(_fmt(row, c) for c, _ in COLUMNS))
+    Console().print(table)

@@ -1,0 +1,66 @@
+"""Peak memory of one run: RSS sampled on CPU, max allocated on CUDA."""
+
+from __future__ import annotations
+
+import ctypes
+import gc
+import os
+import resource
+import threading
+import time
+
+import torch
+
+
+def rss_bytes() -> int:
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:  # not Linux: lifetime peak is the best we have
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def _release_freed_memory() -> None:
+    """Give freed heap back to the OS so one run's peak does not inherit the previous run's."""
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+class PeakMemory:
+    """`with PeakMemory() as m: ...` then `m.peak_mb` (process RSS, or CUDA max allocated)."""
+
+    def __init__(self, device: torch.device | None = None, interval: float = 0.05):
+        self.cuda = device is not None and device.type == "cuda"
+        self.interval = interval
+        self.peak = 0
+        self._stop = threading.Event()
+
+    def __enter__(self) -> PeakMemory:
+        _release_freed_memory()
+        if self.cuda:
+            torch.cuda.reset_peak_memory_stats()
+            return self
+        self.peak = rss_bytes()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, rss_bytes())
+            time.sleep(self.interval)
+
+    def __exit__(self, *exc) -> None:
+        if self.cuda:
+            self.peak = torch.cuda.max_memory_allocated()
+            return
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, rss_bytes())
+
+    @property
+    def peak_mb(self) -> float:
+        return self.peak / 2**20

@@ -1,0 +1,52 @@
+"""The model every gradient strategy trains: a backbone plus a task head."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class TaskModel(nn.Module):
+    """backbone(input_ids, ...) -> hidden states (B, T, H) -> head -> logits."""
+
+    def __init__(self, backbone: nn.Module, head: nn.Module):
+        super().__init__()
+        self.backbone = backbone
+        self.head = head
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        token_type_ids: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        kwargs = {"input_ids": input_ids, "attention_mask": attention_mask}
+        if token_type_ids is not None:
+            kwargs["token_type_ids"] = token_type_ids
+        out = self.backbone(**kwargs)
+        return self.head(out.last_hidden_state, attention_mask)
+
+
+class HeadOnFeatures(nn.Module):
+    """Head-only training on cached frozen features: the backbone's forward pass ran once, not per epoch."""
+
+    def __init__(self, head: nn.Module):
+        super().__init__()
+        self.head = head
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:  # (B, H) -> (B, C)
+        return self.head.from_pooled(features)
+
+
+def count_parameters(model: nn.Module) -> tuple[int, int]:
+    """(trainable, total), counting shared tensors once."""
+    seen: set[int] = set()
+    trainable = total = 0
+    for p in model.parameters():
+        if id(p) in seen:
+            continue
+        seen.add(id(p))
+        total += p.numel()
+        if p.requires_grad:
+            trainable += p.numel()
+    return trainable, total

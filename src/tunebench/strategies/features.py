@@ -1,0 +1,99 @@
+"""Frozen backbone as a feature extractor + a scikit-learn classifier (fit/predict, no gradients).
+
+Features come from the on-disk cache (`extract.py`), so a rerun, another classifier, another
+pooling or another layer combination costs no forward pass.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import TunebenchError
+from ..extract import LAYER_CHOICES
+from .base import STRATEGIES, Strategy
+
+C_GRID = (0.001, 0.01, 0.1, 1.0, 10.0, 100.0)
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(1, keepdims=True)
+
+
+@STRATEGIES.register("features")
+@dataclass
+class Features(Strategy):
+    summary = "frozen backbone -> pooled features (cached) -> logistic regression, C chosen on dev"
+    kind = "features"
+    pooling: str = "auto"  # auto | mean | cls
+    layers: str = "last"  # last | second-last | mean-of-last-4 | concat-last-4 | mean-of-all
+    classifier: str = "logreg"  # logreg | mlp
+    C: float = 0.0  # 0: choose on dev from C_GRID
+
+    def __post_init__(self):
+        if self.layers not in LAYER_CHOICES:
+            raise TunebenchError(f"--opt features.layers={self.layers}: choose from {', '.join(LAYER_CHOICES)}")
+        if self.classifier not in ("logreg", "mlp"):
+            raise TunebenchError(f"--opt features.classifier={self.classifier}: choose logreg or mlp")
+        if self.pooling not in ("auto", "mean", "cls"):
+            raise TunebenchError(f"--opt features.pooling={self.pooling}: choose auto, mean or cls")
+
+    # -- scikit-learn style: fit returns self, learned state ends in _ ------------------------------
+    def fit(self, X: np.ndarray, y: np.ndarray, X_dev: np.ndarray, y_dev: np.ndarray, seed: int) -> Features:
+        self.mean_ = X.mean(0)
+        self.scale_ = X.std(0) + 1e-6
+        Z, Z_dev = self._standardize(X), self._standardize(X_dev)
+        best = None
+        grid = [self.C] if self.C > 0 else C_GRID
+        for c in grid:
+            clf = self._make(c, seed).fit(Z, y)
+            score = float((clf.predict(Z_dev) == y_dev).mean())
+            if best is None or score > best[0]:
+                best = (score, c, clf)
+        _, self.C_, clf = best
+        if self.classifier == "logreg":
+            self.weights_ = [clf.coef_.T.astype(np.float32), clf.intercept_.astype(np.float32)]
+            if self.weights_[0].shape[1] == 1:  # binary: sklearn stores one column; make it two logits
+                w, b = self.weights_
+                self.weights_ = [np.concatenate([-w / 2, w / 2], 1), np.concatenate([-b / 2, b / 2])]
+        else:
+            self.weights_ = [a.astype(np.float32) for pair in zip(clf.coefs_, clf.intercepts_) for a in pair]
+        return self
+
+    def _make(self, c: float, seed: int):
+        if self.classifier == "logreg":
+            from sklearn.linear_model import LogisticRegression
+
+            return LogisticRegression(C=c, max_iter=3000)
+        from sklearn.neural_network import MLPClassifier
+
+        # alpha is an L2 penalty, the inverse of C; early stopping on a held-out 10%.
+        return MLPClassifier((256,), alpha=1.0 / c, early_stopping=True, max_iter=300, random_state=seed)
+
+    def _standardize(self, X: np.ndarray) -> np.ndarray:
+        return (X - self.mean_) / self.scale_
+
+    def decision(self, X: np.ndarray) -> np.ndarray:
+        """Logits (N, C), computed with numpy from the stored weights (what predict uses after export)."""
+        h = self._standardize(X).astype(np.float32)
+        w = self.weights_
+        for i in range(0, len(w) - 2, 2):
+            h = np.maximum(h @ w[i] + w[i + 1], 0.0)
+        return h @ w[-2] + w[-1]
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        return _softmax(self.decision(X))
+
+    # -- export: plain arrays (safetensors), no pickle ---------------------------------------------
+    def state(self) -> dict[str, np.ndarray]:
+        arrays = {"mean": self.mean_.astype(np.float32), "scale": self.scale_.astype(np.float32)}
+        arrays.update({f"w{i}": a for i, a in enumerate(self.weights_)})
+        return arrays
+
+    def load_state(self, arrays: dict[str, np.ndarray], C: float) -> Features:
+        self.mean_, self.scale_, self.C_ = arrays["mean"], arrays["scale"], C
+        self.weights_ = [arrays[f"w{i}"] for i in range(len(arrays) - 2)]
+        return self

@@ -1,0 +1,31 @@
+from dataclasses import dataclass
+
+from ..backbones import embeddings_module, encoder_layers
+from .base import STRATEGIES, Strategy, freeze, unfreeze
+
+
+@STRATEGIES.register("gradual")
+@dataclass
+class Gradual(Strategy):
+    """ULMFiT gradual unfreezing: epoch 1 trains the head, each later epoch unfreezes the next
+    `layers_per_epoch` layers from the top (embeddings last)."""
+
+    summary = "gradual unfreezing (ULMFiT): head first, then one more layer from the top each epoch"
+    train_defaults = {"lr": 1e-4, "epochs": 4, "patience": 4}
+    save_mode = "full"
+    layers_per_epoch: int = 1
+
+    def prepare(self, model):
+        freeze(model.backbone)
+        return model
+
+    def on_epoch_start(self, model, epoch, cfg):
+        if epoch == 0:
+            return None
+        layers = encoder_layers(model.backbone)
+        n = min(len(layers), epoch * self.layers_per_epoch)
+        for layer in layers[len(layers) - n :]:
+            unfreeze(layer)
+        if n == len(layers) and epoch * self.layers_per_epoch > len(layers):
+            unfreeze(embeddings_module(model.backbone))
+        return self.param_groups(model, cfg)

@@ -1,0 +1,39 @@
+from dataclasses import dataclass
+
+from ..backbones import embeddings_module, encoder_layers
+from ..errors import TunebenchError
+from ..training.optim import decay_groups
+from .base import STRATEGIES, Strategy, unfreeze
+
+
+@STRATEGIES.register("llrd")
+@dataclass
+class LLRD(Strategy):
+    """Layer-wise learning-rate decay (discriminative fine-tuning): the head gets `lr`, the top layer
+    lr*factor, the next lr*factor^2, ..., the embeddings the smallest. ULMFiT's 1/2.6 is factor=0.385;
+    0.8 is the usual choice for 6-12-layer encoders (Clark et al. 2020)."""
+
+    summary = "all layers train, learning rate decays by `factor` per layer going down"
+    train_defaults = {"lr": 1e-4, "epochs": 3}
+    save_mode = "full"
+    factor: float = 0.8
+
+    def prepare(self, model):
+        if not 0 < self.factor <= 1:
+            raise TunebenchError(f"--opt llrd.factor={self.factor}: must be in (0, 1]; ULMFiT uses 0.385 (1/2.6)")
+        unfreeze(model)
+        return model
+
+    def param_groups(self, model, cfg):
+        layers = list(encoder_layers(model.backbone))
+        groups = decay_groups(model.head.named_parameters(), cfg.lr, cfg.weight_decay)
+        assigned = {id(p) for p in model.head.parameters()}
+        stack = [*reversed(layers), embeddings_module(model.backbone)]  # top layer first
+        for depth, module in enumerate(stack, start=1):
+            lr = cfg.lr * self.factor**depth
+            groups += decay_groups(module.named_parameters(), lr, cfg.weight_decay)
+            assigned |= {id(p) for p in module.parameters()}
+        # anything else in the backbone (e.g. a pooler on top) trains at the top layer's rate
+        rest = [(n, p) for n, p in model.backbone.named_parameters() if id(p) not in assigned]
+        groups += decay_groups(rest, cfg.lr * self.factor, cfg.weight_decay)
+        return groups

@@ -1,0 +1,42 @@
+from dataclasses import dataclass
+
+from ..errors import TunebenchError
+from .base import STRATEGIES, Strategy
+
+
+@STRATEGIES.register("lora")
+@dataclass
+class LoRA(Strategy):
+    """LoRA (Hu et al. 2021) through peft on the backbone. Our head is a separate module that always
+    trains and is saved beside the adapter (no `modules_to_save` trap)."""
+
+    summary = "low-rank updates on attention projections (peft) + head"
+    train_defaults = {"lr": 5e-4, "epochs": 3}
+    save_mode = "peft"
+    r: int = 8
+    alpha: int = 16
+    dropout: float = 0.1
+    targets: str = "auto"  # auto: peft's per-architecture choice (query,value for BERT); or "query,key,value"
+
+    def peft_config(self):
+        from peft import LoraConfig
+
+        targets = None if self.targets == "auto" else [t.strip() for t in self.targets.split(",")]
+        # No task_type: the plain PeftModel passes token_type_ids through (sentence pairs need them).
+        return LoraConfig(
+            r=self.r,
+            lora_alpha=self.alpha,
+            lora_dropout=self.dropout,
+            target_modules=targets,
+        )
+
+    def prepare(self, model):
+        from peft import get_peft_model
+
+        try:
+            model.backbone = get_peft_model(model.backbone, self.peft_config())
+        except ValueError as err:
+            raise TunebenchError(
+                f"lora: {str(err).splitlines()[0]} (set --opt lora.targets=name1,name2)"
+            ) from None
+        return model

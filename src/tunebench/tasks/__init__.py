@@ -1,0 +1,10 @@
+"""Tasks: one module each (head, collate, loss, metrics, post-processing), registered by name."""
+
+from .base import TASKS, Task
+from . import classification  # noqa: F401  (registers itself)
+
+__all__ = ["TASKS", "Task", "get_task"]
+
+
+def get_task(name: str) -> Task:
+    return TASKS.get(name)()

@@ -1,0 +1,101 @@
+"""Dynamic padding and length-grouped batches: short sentences are never padded to 512."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+import torch
+
+
+def pad_rows(rows: Sequence[dict[str, list[int]]], pad_id: int, multiple: int = 8) -> dict[str, torch.Tensor]:
+    """Pad token rows to the longest in the batch, rounded up to `multiple` (fewer distinct shapes)."""
+    longest = max(len(r["input_ids"]) for r in rows)
+    width = -(-longest // multiple) * multiple
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    types = torch.zeros((len(rows), width), dtype=torch.long) if "token_type_ids" in rows[0] else None
+    for i, r in enumerate(rows):
+        n = len(r["input_ids"])
+        ids[i, :n] = torch.tensor(r["input_ids"])
+        mask[i, :n] = 1
+        if types is not None:
+            types[i, :n] = torch.tensor(r["token_type_ids"])
+    batch = {"input_ids": ids, "attention_mask": mask}
+    if types is not None:
+        batch["token_type_ids"] = types
+    return batch
+
+
+def length_grouped_order(lengths: Sequence[int], batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """Shuffle, cut into mega-batches of 50 batches, sort each by length, then shuffle the batches.
+
+    Same idea as HF's LengthGroupedSampler: similar lengths share a batch (little padding) while
+    the order stays random enough for SGD.
+    """
+    lengths = np.asarray(lengths)
+    perm = rng.permutation(len(lengths))
+    mega = batch_size * 50
+    batches = []
+    for start in range(0, len(perm), mega):
+        chunk = perm[start : start + mega]
+        chunk = chunk[np.argsort(-lengths[chunk], kind="stable")]
+        batches.extend(chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size))
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
+class TokenBatches:
+    """Tokenized rows + labels: training batches (length-grouped, shuffled) and eval batches (sorted)."""
+
+    def __init__(self, rows: list[dict[str, list[int]]], labels: Sequence[int] | None, pad_id: int):
+        self.rows = rows
+        self.labels = None if labels is None else torch.as_tensor(np.asarray(labels))
+        self.pad_id = pad_id
+        self.lengths = [len(r["input_ids"]) for r in rows]
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def _batch(self, idx: np.ndarray) -> dict[str, torch.Tensor]:
+        batch = pad_rows([self.rows[i] for i in idx], self.pad_id)
+        if self.labels is not None:
+            batch["labels"] = self.labels[torch.as_tensor(idx)]
+        return batch
+
+    def train_batches(self, batch_size: int, seed: int) -> Iterator[dict[str, torch.Tensor]]:
+        for idx in length_grouped_order(self.lengths, batch_size, np.random.default_rng(seed)):
+            yield self._batch(idx)
+
+    def eval_batches(self, batch_size: int) -> Iterator[tuple[np.ndarray, dict[str, torch.Tensor]]]:
+        order = np.argsort(-np.asarray(self.lengths), kind="stable")
+        for i in range(0, len(order), batch_size):
+            idx = order[i : i + batch_size]
+            yield idx, self._batch(idx)
+
+
+class TensorBatches:
+    """Pre-computed feature vectors + labels (cached frozen activations)."""
+
+    def __init__(self, features: np.ndarray, labels: Sequence[int] | None):
+        self.features = torch.as_tensor(features, dtype=torch.float32)
+        self.labels = None if labels is None else torch.as_tensor(np.asarray(labels))
+
+    def __len__(self) -> int:
+        return len(self.features)
+
+    def _batch(self, idx: np.ndarray) -> dict[str, torch.Tensor]:
+        t = torch.as_tensor(idx)
+        batch = {"features": self.features[t]}
+        if self.labels is not None:
+            batch["labels"] = self.labels[t]
+        return batch
+
+    def train_batches(self, batch_size: int, seed: int) -> Iterator[dict[str, torch.Tensor]]:
+        perm = np.random.default_rng(seed).permutation(len(self))
+        for i in range(0, len(perm), batch_size):
+            yield self._batch(perm[i : i + batch_size])
+
+    def eval_batches(self, batch_size: int) -> Iterator[tuple[np.ndarray, dict[str, torch.Tensor]]]:
+        idx = np.arange(len(self))
+        for i in range(0, len(idx), batch_size):
+            yield idx[i : i + batch_size], self._batch(idx[i : i + batch_size])

@@ -1,0 +1,49 @@
+"""Hyperparameters shared by every gradient strategy: one typed, validated dataclass."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+from ..errors import TunebenchError
+
+
+@dataclass
+class TrainConfig:
+    lr: float = 5e-5
+    epochs: int = 3
+    batch_size: int = 32
+    eval_batch_size: int = 128
+    warmup_ratio: float = 0.1
+    weight_decay: float = 0.01
+    schedule: str = "linear"  # linear (warmup + linear decay) | slanted (ULMFiT STLR) | constant
+    max_grad_norm: float = 1.0
+    patience: int = 2  # epochs without dev improvement before stopping
+    dropout: float = 0.1  # head dropout
+    max_length: int | None = None  # None: the model's own maximum
+    device: str = "auto"  # auto | cpu | cuda
+    precision: str = "auto"  # auto (bf16 autocast on CUDA) | fp32 | bf16
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.lr > 0, "--lr must be > 0"),
+            (self.epochs >= 1, "--epochs must be >= 1"),
+            (self.batch_size >= 1, "--batch-size must be >= 1"),
+            (0 <= self.warmup_ratio < 1, "--warmup-ratio must be in [0, 1)"),
+            (self.weight_decay >= 0, "--weight-decay must be >= 0"),
+            (self.schedule in ("linear", "slanted", "constant"), "--schedule: linear, slanted or constant"),
+            (self.patience >= 1, "--patience must be >= 1"),
+            (0 <= self.dropout < 1, "--dropout must be in [0, 1)"),
+            (self.max_length is None or self.max_length >= 8, "--max-length must be >= 8"),
+            (self.device in ("auto", "cpu", "cuda"), "--device: auto, cpu or cuda"),
+            (self.precision in ("auto", "fp32", "bf16"), "--precision: auto, fp32 or bf16"),
+        ]
+        for ok, msg in checks:
+            if not ok:
+                raise TunebenchError(msg)
+
+    def replace(self, **overrides) -> TrainConfig:
+        known = {f.name for f in fields(self)}
+        return TrainConfig(**{**asdict(self), **{k: v for k, v in overrides.items() if k in known}})
+
+    def as_dict(self) -> dict:
+        return asdict(self)

@@ -1,0 +1,176 @@
+"""The one training loop. Every gradient strategy goes through `fit`; it reads top to bottom.
+
+A strategy decides *which* parameters train and at which learning rates (param groups) and may
+change that at the start of an epoch (gradual unfreezing). The task supplies loss and metrics.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..errors import TunebenchError
+from ..progress import bar
+from .config import TrainConfig
+from .optim import lr_lambda, make_optimizer
+
+
+class Diverged(RuntimeError):
+    """Loss became NaN/inf: a run failure (learning rate too high), recorded as such."""
+
+
+@dataclass
+class FitResult:
+    best_epoch: int
+    best_dev: dict
+    history: list[dict] = field(default_factory=list)
+    train_seconds: float = 0.0
+    eval_seconds: float = 0.0
+    train_examples: int = 0
+    steps: int = 0
+
+    @property
+    def examples_per_second(self) -> float:
+        return self.train_examples / self.train_seconds if self.train_seconds > 0 else 0.0
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "cuda" and not torch.cuda.is_available():
+        raise TunebenchError("--device cuda: no CUDA device is visible; use --device cpu")
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def autocast(device: torch.device, precision: str):
+    """bf16 autocast on CUDA (auto or bf16); fp32 on CPU unless bf16 is asked for explicitly."""
+    if precision == "bf16" or (precision == "auto" and device.type == "cuda"):
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return nullcontext()
+
+
+def _to(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+
+
+@torch.no_grad()
+def predict_logits(model: nn.Module, data, cfg: TrainConfig, device: torch.device) -> np.ndarray:
+    """Logits for every example of `data`, in the data's own order."""
+    model.eval()
+    out: np.ndarray | None = None
+    for idx, batch in data.eval_batches(cfg.eval_batch_size):
+        batch.pop("labels", None)
+        with autocast(device, cfg.precision):
+            logits = model(**_to(batch, device)).float().cpu().numpy()
+        if out is None:
+            out = np.zeros((len(data),) + logits.shape[1:], dtype=np.float32)
+        out[idx] = logits
+    return out
+
+
+def fit(
+    model: nn.Module,
+    param_groups: list[dict],
+    train,
+    dev,
+    task,
+    label_names: list[str],
+    cfg: TrainConfig,
+    seed: int,
+    on_epoch_start: Callable[[nn.Module, int], list[dict] | None] | None = None,
+    description: str = "train",
+) -> FitResult:
+    device = resolve_device(cfg.device)
+    model.to(device)
+    torch.manual_seed(seed)
+    steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
+    total_steps = steps_per_epoch * cfg.epochs
+
+    def new_optimizer(groups: list[dict]):
+        for g in groups:
+            g.setdefault("initial_lr", g["lr"])
+        opt = make_optimizer(groups, device)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(cfg.schedule, total_steps, cfg.warmup_ratio))
+        return opt, sched
+
+    optimizer, scheduler = new_optimizer(param_groups) if param_groups else (None, None)
+    result = FitResult(best_epoch=-1, best_dev={})
+    best_score, best_state, bad_epochs = -math.inf, {}, 0
+    before_training: dict[str, torch.Tensor] = {}  # values of params unfrozen later, for restoring
+    step = 0
+
+    for epoch in range(cfg.epochs):
+        # -- strategy hook: gradual unfreezing widens the trainable set and rebuilds the optimiser
+        if on_epoch_start is not None:
+            was = {n for n, p in model.named_parameters() if p.requires_grad}
+            groups = on_epoch_start(model, epoch)
+            for n, p in model.named_parameters():
+                if p.requires_grad and n not in was:
+                    before_training[n] = p.detach().clone()
+            if groups is not None:
+                optimizer, scheduler = new_optimizer(groups)
+                for _ in range(step):  # keep the schedule's position
+                    scheduler.step()
+        if optimizer is None:
+            raise TunebenchError("this strategy leaves no trainable parameters; nothing to train")
+
+        # -- one epoch of training
+        model.train()
+        t0, losses = time.perf_counter(), []
+        with bar(f"{description} epoch {epoch + 1}/{cfg.epochs}", steps_per_epoch) as advance:
+            for batch in train.train_batches(cfg.batch_size, seed * 1000 + epoch):
+                batch = _to(batch, device)
+                labels = batch.pop("labels")
+                with autocast(device, cfg.precision):
+                    logits = model(**batch)
+                loss = task.loss(logits, labels)
+                if not torch.isfinite(loss):
+                    raise Diverged(f"loss became {loss.item()} at epoch {epoch + 1}, step {step + 1}: lower --lr")
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if cfg.max_grad_norm > 0:
+                    params = [p for g in optimizer.param_groups for p in g["params"]]
+                    torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
+                optimizer.step()
+                scheduler.step()
+                step += 1
+                losses.append(loss.item())
+                result.train_examples += len(labels)
+                advance(1)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        result.train_seconds += time.perf_counter() - t0
+
+        # -- evaluate on dev; keep the best epoch's trainable weights
+        t0 = time.perf_counter()
+        dev_metrics = task.metrics(predict_logits(model, dev, cfg, device), dev.labels.numpy(), label_names)
+        result.eval_seconds += time.perf_counter() - t0
+        score = dev_metrics[task.primary_metric]
+        result.history.append(
+            {"epoch": epoch + 1, "train_loss": float(np.mean(losses)), "dev": dev_metrics, "lr": scheduler.get_last_lr()}
+        )
+        if score > best_score:
+            best_score, bad_epochs = score, 0
+            result.best_epoch, result.best_dev = epoch + 1, dev_metrics
+            best_state = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+        else:
+            bad_epochs += 1
+            if bad_epochs >= cfg.patience:
+                break
+
+    # -- restore the best epoch (params unfrozen after it go back to their values before training)
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            if n in best_state:
+                p.copy_(best_state[n])
+            elif n in before_training:
+                p.copy_(before_training[n])
+    result.steps = step
+    return result

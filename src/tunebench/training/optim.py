@@ -1,0 +1,60 @@
+"""AdamW with decay / no-decay groups (as nanoGPT's configure_optimizers) and LR schedules."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+
+def no_decay(name: str, param: nn.Parameter) -> bool:
+    """Biases, LayerNorm weights and other 1-D tensors are not weight-decayed."""
+    return param.ndim < 2 or name.endswith(".bias") or "LayerNorm" in name or "layer_norm" in name
+
+
+def decay_groups(named_params, lr: float, weight_decay: float) -> list[dict]:
+    """Split trainable parameters into a decayed and a non-decayed group at one learning rate."""
+    decay, plain = [], []
+    for name, p in named_params:
+        if p.requires_grad:
+            (plain if no_decay(name, p) else decay).append(p)
+    groups = []
+    if decay:
+        groups.append({"params": decay, "lr": lr, "weight_decay": weight_decay})
+    if plain:
+        groups.append({"params": plain, "lr": lr, "weight_decay": 0.0})
+    return groups
+
+
+def make_optimizer(groups: list[dict], device: torch.device) -> torch.optim.Optimizer:
+    # Fused AdamW is one kernel per step on CUDA (and supported on CPU in recent torch).
+    try:
+        return torch.optim.AdamW(groups, fused=True)
+    except (RuntimeError, TypeError):
+        return torch.optim.AdamW(groups)
+
+
+def lr_lambda(schedule: str, total_steps: int, warmup_ratio: float):
+    """Multiplier of each group's base LR at a given step."""
+    total = max(total_steps, 1)
+    if schedule == "constant":
+        return lambda step: 1.0
+    if schedule == "slanted":
+        # ULMFiT slanted triangular LR: cut_frac 0.1, ratio 32.
+        cut = max(1, math.floor(total * 0.1))
+        ratio = 32.0
+
+        def stlr(step: int) -> float:
+            p = step / cut if step < cut else 1 - (step - cut) / max(cut * (1 / 0.1 - 1), 1)
+            return (1 + max(p, 0.0) * (ratio - 1)) / ratio
+
+        return stlr
+    warmup = int(total * warmup_ratio)
+
+    def linear(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return max(0.0, (total - step) / max(1, total - warmup))
+
+    return linear
