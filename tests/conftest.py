@@ -26,7 +26,7 @@ def make_tiny_model(path: Path, hidden: int = 32, layers: int = 2) -> Path:
     path.mkdir(parents=True, exist_ok=True)
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *POSITIVE, *NEGATIVE, *FILLER]
     (path / "vocab.txt").write_text("\n".join(vocab) + "\n")
-    tok = BertTokenizerFast(vocab_file=str(path / "vocab.txt"), do_lower_case=True, model_max_length=64)
+    tok = BertTokenizerFast(vocab={w: i for i, w in enumerate(vocab)}, do_lower_case=True, model_max_length=64)
     tok.save_pretrained(path)
     cfg = BertConfig(
         vocab_size=len(vocab),
@@ -35,6 +35,7 @@ def make_tiny_model(path: Path, hidden: int = 32, layers: int = 2) -> Path:
         num_attention_heads=4,
         intermediate_size=2 * hidden,
         max_position_embeddings=64,
+        initializer_range=0.2,  # larger than BERT's 0.02 so a random tiny model has usable features
     )
     torch.manual_seed(0)
     BertModel(cfg, add_pooling_layer=False).save_pretrained(path)
@@ -46,8 +47,8 @@ def make_rows(n: int, seed: int) -> list[tuple[str, str]]:
     rows = []
     for i in range(n):
         label = i % 2
-        words = rng.choices(FILLER, k=rng.randint(3, 10))
-        for _ in range(rng.randint(1, 2)):
+        words = rng.choices(FILLER, k=rng.randint(2, 6))
+        for _ in range(rng.randint(2, 3)):
             words.insert(rng.randrange(len(words) + 1), rng.choice(POSITIVE if label else NEGATIVE))
         rows.append((" ".join(words), "pos" if label else "neg"))
     return rows

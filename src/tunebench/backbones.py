@@ -69,7 +69,18 @@ class Backbone:
         from transformers import AutoModel
 
         torch.manual_seed(seed)
-        return AutoModel.from_config(self.model.config, trust_remote_code=self.trust_remote_code)
+        model = AutoModel.from_config(self.model.config, trust_remote_code=self.trust_remote_code)
+        drop_pooler(model)
+        return model
+
+
+def drop_pooler(model: nn.Module) -> bool:
+    """tunebench pools hidden states itself (mean or [CLS]); BERT's tanh pooler would be unused weight
+    that full fine-tuning counts as trainable and artifacts carry. Drop it."""
+    if getattr(model, "pooler", None) is None:
+        return False
+    model.pooler = None
+    return True
 
 
 def _sentence_transformers_facts(path: str) -> tuple[str | None, int | None]:
@@ -120,6 +131,8 @@ def load_backbone(name: str = "minilm", trust_remote_code: bool = False, pooling
         hf_logging.set_verbosity(verbosity)
     model.eval()
     missing = sorted(info.get("missing_keys", []))
+    if drop_pooler(model):
+        missing = [k for k in missing if not k.startswith("pooler.")]
     if missing:
         logging.getLogger("tunebench").warning(
             "model %s: %d weights were newly initialised (not in the checkpoint): %s",

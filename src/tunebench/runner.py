@@ -189,7 +189,7 @@ def _run_gradient(ctx: Context, strategy, cfg: TrainConfig, seed: int, run_dir: 
         pad = ctx.backbone.tokenizer.pad_token_id or 0
         data = {s: TokenBatches(ctx.rows[s], ctx.labels(s), pad) for s in ctx.splits}
     groups = strategy.param_groups(model, cfg)
-    hook = (lambda m, epoch: strategy.on_epoch_start(m, epoch, cfg)) if type(strategy).on_epoch_start is not Strategy.on_epoch_start else None
+    hook = strategy.epoch_hook(cfg)
     result = fit(model, groups, data["train"], data["dev"], ctx.task, names, cfg, seed, hook, description=strategy.name)
     t0 = time.perf_counter()
     logits = {s: predict_logits(model, data[s], cfg, device) for s in ctx.splits if s != "train"}

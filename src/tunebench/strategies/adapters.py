@@ -65,7 +65,7 @@ class Adapters(Strategy):
                 )
             for parent, attr in spots:
                 setattr(parent, attr, Adapted(getattr(parent, attr), self.bottleneck))
-        for name, p in model.backbone.named_parameters():
-            if ".down." in name or ".up." in name or "LayerNorm" in name:
-                p.requires_grad_(True)
+            for name, p in layer.named_parameters():  # adapters + this block's LayerNorms (as Houlsby)
+                if ".down." in name or ".up." in name or "LayerNorm" in name:
+                    p.requires_grad_(True)
         return model

@@ -37,6 +37,12 @@ class Strategy:
         """Return new param groups to rebuild the optimiser, or None to keep it."""
         return None
 
+    def epoch_hook(self, cfg: TrainConfig):
+        """The callable the training loop runs at each epoch start, or None if the strategy has none."""
+        if type(self).on_epoch_start is Strategy.on_epoch_start:
+            return None
+        return lambda model, epoch: self.on_epoch_start(model, epoch, cfg)
+
     # -- settings -----------------------------------------------------------------------------
     def settings(self) -> dict[str, Any]:
         return asdict(self)

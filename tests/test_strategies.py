@@ -1,0 +1,179 @@
+"""The strategy matrix: every registered strategy is enrolled from the registry."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from tunebench.backbones import load_backbone
+from tunebench.data import DataConfig, load_text_classification
+from tunebench.model import TaskModel, count_parameters
+from tunebench.strategies import STRATEGIES
+from tunebench.tasks import get_task
+from tunebench.training.batching import TokenBatches
+from tunebench.training.loop import fit
+
+GRADIENT = [n for n, cls in STRATEGIES.items() if cls.kind == "gradient"]
+
+
+@pytest.fixture(scope="module")
+def setup(tiny_model, tiny_data):
+    backbone = load_backbone(tiny_model)
+    bundle = load_text_classification(DataConfig(data=tiny_data["train"], dev=tiny_data["dev"], test=tiny_data["test"]))
+    task = get_task("text-classification")
+    pad = backbone.tokenizer.pad_token_id
+    rows = {s: task.encode(backbone.tokenizer, getattr(bundle, s), 64) for s in ("train", "dev")}
+    data = {s: TokenBatches(rows[s], getattr(bundle, s).labels, pad) for s in rows}
+    return backbone, bundle, task, data
+
+
+def build(setup, name: str, **options):
+    backbone, bundle, task, _ = setup
+    strategy = STRATEGIES.get(name).from_options(options)
+    torch.manual_seed(0)
+    head = task.build_head(backbone.hidden_size, len(bundle.label_names), backbone.pooling, 0.1)
+    module = backbone.random_model(0) if strategy.from_scratch else backbone.fresh_model()
+    return strategy, strategy.prepare(TaskModel(module, head))
+
+
+def expected_trainable(name: str, cfg) -> int | None:
+    """Counted from the tiny BERT config by hand, independently of the strategies' code."""
+    H, I, L, V, P, T, C = (
+        cfg.hidden_size,
+        cfg.intermediate_size,
+        cfg.num_hidden_layers,
+        cfg.vocab_size,
+        cfg.max_position_embeddings,
+        cfg.type_vocab_size,
+        2,
+    )
+    head = H * C + C
+    layer = 4 * (H * H + H) + (H * I + I) + (I * H + H) + 2 * (2 * H)
+    embeddings = (V + P + T) * H + 2 * H
+    layer_biases = 4 * H + I + H + 2 * H  # q, k, v, attn-out, intermediate, output + 2 LayerNorm biases
+    table = {
+        "head": head,
+        "last-k": layer + head,  # k=1 in the test
+        "full": embeddings + L * layer + head,
+        "llrd": embeddings + L * layer + head,
+        "scratch": embeddings + L * layer + head,
+        "gradual": head,  # before the first epoch: head only
+        "bitfit": L * layer_biases + H + head,  # + embeddings LayerNorm bias
+        "lora": L * 2 * (8 * H + H * 8) + head,  # r=8 on query and value
+        "adapters": L * (2 * (H * 4 + 4 + 4 * H + H) + 2 * 2 * H) + head,  # bottleneck 4 + LayerNorms
+        "prefix": L * 2 * H * 5 + head,  # 5 virtual tokens, keys and values per layer
+    }
+    return table.get(name)
+
+
+TEST_OPTIONS = {"last-k": {"k": "1"}, "adapters": {"bottleneck": "4"}, "prefix": {"virtual_tokens": "5"}}
+
+
+@pytest.mark.parametrize("name", GRADIENT)
+def test_exact_trainable_parameter_count(setup, name):
+    strategy, model = build(setup, name, **TEST_OPTIONS.get(name, {}))
+    expected = expected_trainable(name, setup[0].model.config)
+    if expected is None:
+        pytest.skip(f"no hand count for {name}; add one to expected_trainable")
+    trainable, total = count_parameters(model)
+    assert trainable == expected
+    assert total >= trainable
+
+
+@pytest.mark.parametrize("name", GRADIENT)
+def test_frozen_weights_bit_identical_and_trainable_ones_move(setup, name):
+    _, bundle, task, data = setup
+    strategy, model = build(setup, name, **TEST_OPTIONS.get(name, {}))
+    frozen = {n: p.detach().clone() for n, p in model.named_parameters() if not p.requires_grad}
+    trained = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+    cfg = strategy_config(strategy, epochs=1, warmup_ratio=0.0)
+    fit(model, strategy.param_groups(model, cfg), data["train"], data["dev"], task, bundle.label_names, cfg, 0)
+    after = dict(model.named_parameters())
+    if name != "gradual":  # gradual unfreezes later layers in later epochs; one epoch = head only
+        for n, before in frozen.items():
+            assert torch.equal(after[n], before), f"{name}: frozen {n} changed"
+    moved = [n for n, before in trained.items() if not torch.equal(after[n], before)]
+    assert moved, f"{name}: no trainable parameter changed"
+
+
+def strategy_config(strategy, **overrides):
+    from tunebench.training.config import TrainConfig
+
+    return TrainConfig().replace(**strategy.train_defaults).replace(**overrides)
+
+
+@pytest.mark.parametrize("name", GRADIENT)
+def test_loss_falls(setup, name):
+    _, bundle, task, data = setup
+    strategy, model = build(setup, name, **TEST_OPTIONS.get(name, {}))
+    # Few steps on a tiny random model: 10x each strategy's default rate (at most 1e-2) shows the trend.
+    lr = min(10 * strategy.train_defaults.get("lr", 1e-3), 1e-2)
+    cfg = strategy_config(strategy, epochs=6, lr=lr, batch_size=16, patience=6, dropout=0.0)
+    groups = strategy.param_groups(model, cfg)
+    result = fit(model, groups, data["train"], data["dev"], task, bundle.label_names, cfg, 0, strategy.epoch_hook(cfg))
+    losses = [h["train_loss"] for h in result.history]
+    assert len(losses) == 6
+    assert min(losses[-2:]) < losses[0] * 0.95, f"{name}: train loss {losses}"
+
+
+def test_gradual_unfreezes_one_layer_per_epoch_from_the_top(setup):
+    strategy, model = build(setup, "gradual")
+    layers = model.backbone.encoder.layer
+    cfg = strategy_config(strategy)
+
+    def trains(module):
+        return all(p.requires_grad for p in module.parameters())
+
+    assert not trains(layers[-1])
+    strategy.on_epoch_start(model, 1, cfg)
+    assert trains(layers[-1]) and not trains(layers[0])
+    strategy.on_epoch_start(model, 2, cfg)
+    assert trains(layers[0]) and not trains(model.backbone.embeddings)
+    strategy.on_epoch_start(model, 3, cfg)
+    assert trains(model.backbone.embeddings)
+
+
+def test_llrd_rates_decay_by_factor_per_layer(setup):
+    strategy, model = build(setup, "llrd", factor="0.5")
+    cfg = strategy_config(strategy, lr=1e-3)
+    groups = strategy.param_groups(model, cfg)
+    rate = {id(p): g["lr"] for g in groups for p in g["params"]}
+    layers = model.backbone.encoder.layer
+    assert rate[id(model.head.out.weight)] == pytest.approx(1e-3)
+    assert rate[id(layers[-1].output.dense.weight)] == pytest.approx(5e-4)
+    assert rate[id(layers[0].output.dense.weight)] == pytest.approx(2.5e-4)
+    assert rate[id(model.backbone.embeddings.word_embeddings.weight)] == pytest.approx(1.25e-4)
+    assert len(rate) == sum(1 for _ in model.parameters())  # every parameter is in exactly one group
+
+
+def test_adapters_start_as_identity(setup):
+    backbone, bundle, task, data = setup
+    _, plain = build(setup, "head")
+    _, adapted = build(setup, "adapters")
+    batch = next(data["dev"].eval_batches(8))[1]
+    batch.pop("labels")
+    plain.eval(), adapted.eval()
+    with torch.no_grad():
+        assert torch.allclose(plain(**batch), adapted(**batch), atol=1e-6)
+
+
+def test_scratch_starts_from_random_weights(setup):
+    _, pretrained = build(setup, "full")
+    _, scratch = build(setup, "scratch")
+    w = "encoder.layer.0.attention.self.query.weight"
+    assert not torch.equal(pretrained.backbone.get_parameter(w), scratch.backbone.get_parameter(w))
+
+
+def test_features_logreg_binary_logits_match_sklearn_probabilities():
+    from sklearn.linear_model import LogisticRegression
+
+    from tunebench.strategies.features import Features
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(80, 5))
+    y = (X[:, 0] + 0.3 * rng.normal(size=80) > 0).astype(int)
+    f = Features(C=1.0).fit(X, y, X, y, seed=0)
+    ref = LogisticRegression(C=1.0, max_iter=3000).fit(f._standardize(X), y)
+    assert np.allclose(f.predict_proba(X), ref.predict_proba(f._standardize(X)), atol=1e-5)
+    assert f.C_ == 1.0
