@@ -117,9 +117,12 @@ def print_table(rows: list[dict], metric: str, title: str) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    console = Console()
+    if not console.is_terminal:  # logs and pipes: don't squeeze the table into 80 columns
+        console = Console(width=220)
     table = Table(title=title)
     for i, h in enumerate(_headers(metric)):
-        table.add_column(h, justify="left" if i in (0, len(COLUMNS) - 1) else "right")
+        table.add_column(h, justify="left" if i in (0, len(COLUMNS) - 1) else "right", no_wrap=i == 0)
     for row in rows:
         table.add_row(*(_fmt(row, c) for c, _ in COLUMNS))
-    Console().print(table)
+    console.print(table)

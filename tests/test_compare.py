@@ -1,0 +1,189 @@
+"""The main job end to end on the tiny model: run store, resume, determinism, export -> predict, CLI."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from safetensors.numpy import load_file
+
+import tunebench
+from tunebench import runner
+from tunebench.artifacts import Predictor
+from tunebench.cli import main
+from tunebench.data import DataConfig, load_text_classification
+from tunebench.predict import read_texts
+from tunebench.store import RunStore
+from tunebench.strategies import STRATEGIES
+
+ALL = STRATEGIES.names()
+FAST = {"epochs": 2, "batch_size": 16}
+OPTIONS = {"adapters": {"bottleneck": "4"}, "prefix": {"virtual_tokens": "5"}, "last-k": {"k": "1"}}
+
+
+def data_config(tiny_data) -> DataConfig:
+    return DataConfig(data=tiny_data["train"], dev=tiny_data["dev"], test=tiny_data["test"])
+
+
+@pytest.fixture(scope="module")
+def ladder(tiny_model, tiny_data, tmp_path_factory):
+    out = tmp_path_factory.mktemp("ladder")
+    rows = tunebench.compare(
+        data_config(tiny_data), model=tiny_model, strategies=ALL, out=out, train=FAST, options=OPTIONS, show=False
+    )
+    return out, rows
+
+
+def test_every_strategy_finishes_and_is_recorded(ladder):
+    out, rows = ladder
+    assert sorted(r["strategy"] for r in rows) == sorted(ALL)
+    assert all(r["status"] == "ok" for r in rows), [r["status"] for r in rows]
+    records = RunStore(out).all()
+    assert len(records) == len(ALL)
+    for rec in records:
+        assert set(rec["times"]) == {"extraction", "training", "evaluation"}
+        assert rec["peak_memory_mb"] > 0 and rec["artifact_bytes"] > 0
+        assert 0 < rec["trainable_params"] <= rec["total_params"]
+        assert {"accuracy", "macro_f1", "per_class_f1"} <= set(rec["dev_metrics"])
+        assert "test_metrics" in rec and rec["versions"]["torch"]
+    for name in ("leaderboard.csv", "leaderboard.md", "results.json"):
+        assert (out / name).is_file()
+    assert json.loads((out / "results.json").read_text())["metric"] == "accuracy"
+
+
+def test_leaderboard_is_sorted_by_dev_metric(ladder):
+    _, rows = ladder
+    devs = [r["dev_mean"] for r in rows]
+    assert devs == sorted(devs, reverse=True)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_export_predict_round_trip_is_identical(ladder, tiny_data, name):
+    out, rows = ladder
+    key = next(r["best_key"] for r in rows if r["strategy"] == name)
+    run_dir = out / "runs" / key
+    stored = load_file(str(run_dir / "predictions.safetensors"))["dev"]
+    texts = read_texts(tiny_data["dev"], None, None)
+    logits = Predictor(run_dir).predict_logits(texts)
+    np.testing.assert_array_equal(logits, stored)
+
+
+def test_resume_skips_finished_runs(ladder, tiny_model, tiny_data, monkeypatch):
+    out, rows = ladder
+
+    def boom(*a, **k):
+        raise AssertionError("a finished run was repeated")
+
+    monkeypatch.setattr(runner, "run_one", boom)
+    again = tunebench.compare(
+        data_config(tiny_data), model=tiny_model, strategies=ALL, out=out, train=FAST, options=OPTIONS, show=False
+    )
+    assert [r["dev_mean"] for r in again] == [r["dev_mean"] for r in rows]
+
+
+def test_interrupted_compare_keeps_finished_runs_and_resumes(tiny_model, tiny_data, tmp_path, monkeypatch):
+    real, calls = runner.run_one, []
+
+    def interrupt_second(*args, **kwargs):
+        calls.append(args[1].name)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(runner, "run_one", interrupt_second)
+    with pytest.raises(KeyboardInterrupt):
+        tunebench.compare(data_config(tiny_data), model=tiny_model, strategies=["features", "head"], out=tmp_path, show=False)
+    assert [r["strategy"] for r in RunStore(tmp_path).all()] == ["features"]
+    assert (tmp_path / "leaderboard.csv").is_file()
+    monkeypatch.setattr(runner, "run_one", real)
+    calls.clear()
+    rows = tunebench.compare(data_config(tiny_data), model=tiny_model, strategies=["features", "head"], out=tmp_path, show=False)
+    assert {r["strategy"] for r in rows} == {"features", "head"}
+    assert len(RunStore(tmp_path).all()) == 2
+
+
+def test_same_seed_same_metrics(tiny_model, tiny_data, tmp_path):
+    runs = []
+    for sub in ("a", "b"):
+        tunebench.compare(
+            data_config(tiny_data), model=tiny_model, strategies=["full", "lora"], out=tmp_path / sub, train=FAST, show=False
+        )
+        runs.append({r["strategy"]: r for r in RunStore(tmp_path / sub).all()})
+    for name in ("full", "lora"):
+        assert runs[0][name]["dev_metrics"] == runs[1][name]["dev_metrics"]
+        assert runs[0][name]["history"] == runs[1][name]["history"]
+
+
+def test_seeds_aggregate_to_mean_and_std(tiny_model, tiny_data, tmp_path):
+    rows = tunebench.compare(
+        data_config(tiny_data), model=tiny_model, strategies=["head"], seeds=[0, 1], out=tmp_path, train=FAST, show=False
+    )
+    (row,) = rows
+    assert row["seeds"] == 2
+    devs = [r["dev_metrics"]["accuracy"] for r in RunStore(tmp_path).all()]
+    assert row["dev_mean"] == pytest.approx(np.mean(devs))
+    assert row["dev_std"] == pytest.approx(np.std(devs, ddof=1))
+
+
+def test_features_cache_is_reused(tiny_model, tiny_data, tmp_path):
+    tunebench.compare(data_config(tiny_data), model=tiny_model, strategies=["features"], out=tmp_path, show=False)
+    files = sorted((tmp_path / "cache" / "features").iterdir())
+    assert len(files) == 3  # train, dev, test
+    rows = tunebench.compare(
+        data_config(tiny_data), model=tiny_model, strategies=["features", "head"], out=tmp_path, train=FAST,
+        options={"features": {"layers": "mean-of-last-4", "classifier": "mlp"}}, show=False,
+    )
+    assert sorted((tmp_path / "cache" / "features").iterdir()) == files
+    rec = {r["strategy"]: r for r in RunStore(tmp_path).all() if r["settings"].get("layers") != "last"}
+    assert rec["features"]["times"]["extraction"] == 0.0
+    assert all(r["status"] == "ok" for r in rows)
+
+
+def test_cli_compare_export_predict(tiny_model, tiny_data, tmp_path, capsys):
+    out, exp, preds = tmp_path / "out", tmp_path / "exp", tmp_path / "preds.csv"
+    argv = ["-q", "compare", "--data", tiny_data["train"], "--dev", tiny_data["dev"], "--test", tiny_data["test"],
+            "--model", tiny_model, "--strategies", "features", "head", "--epochs", "2", "--out", str(out),
+            "--export", str(exp)]
+    assert main(argv) == 0
+    assert (exp / "manifest.json").is_file()
+    assert main(["-q", "predict", "--model", str(exp), "--data", tiny_data["test"], "--out", str(preds)]) == 0
+    lines = preds.read_text().splitlines()
+    assert lines[0] == "row,label,prob_neg,prob_pos"
+    assert len(lines) == 1 + len(load_text_classification(data_config(tiny_data)).test)
+
+
+def test_cli_strategies_lists_the_registry(capsys):
+    assert main(["strategies"]) == 0
+    text = capsys.readouterr().out
+    assert all(name in text for name in ALL)
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--strategies", "nope"], "unknown strategy 'nope'; choose from"),
+        (["--opt", "lora.rank=4"], "--opt lora.rank: unknown option; lora takes: r, alpha"),
+        (["--opt", "lora"], "--opt lora: expected STRATEGY.KEY=VALUE"),
+        (["--opt", "last-k.k=x"], "--opt last-k.k=x: expected a int"),
+        (["--opt", "last-k.k=9", "--strategies", "last-k"], "last-k.k=9: the model has 2 layers"),
+        (["--lr", "-1"], "--lr must be > 0"),
+        (["--model", "/nonexistent/model"], "model '/nonexistent/model': cannot load"),
+    ],
+)
+def test_cli_bad_input_gives_one_line(tiny_model, tiny_data, tmp_path, capsys, extra, message):
+    argv = ["-q", "compare", "--data", tiny_data["train"], "--model", tiny_model, "--out", str(tmp_path), *extra]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+
+
+def test_cli_missing_data_file(tmp_path, capsys):
+    assert main(["-q", "compare", "--data", str(tmp_path / "missing.csv")]) == 2
+    assert "missing.csv" in capsys.readouterr().err
+
+
+def test_predict_on_non_export_says_how_to_make_one(tmp_path, tiny_data, capsys):
+    assert main(["-q", "predict", "--model", str(tmp_path), "--data", tiny_data["test"]]) == 2
+    assert "not a tunebench export" in capsys.readouterr().err
