@@ -14,7 +14,22 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 POSITIVE = ["good", "great", "fine", "nice", "superb", "lovely"]
 NEGATIVE = ["bad", "awful", "poor", "worse", "dull", "ugly"]
-FILLER = ["the", "a", "movie", "film", "plot", "was", "is", "actor", "scene", "very", "quite", "and", "story", "it"]
+FILLER = [
+    "the",
+    "a",
+    "movie",
+    "film",
+    "plot",
+    "was",
+    "is",
+    "actor",
+    "scene",
+    "very",
+    "quite",
+    "and",
+    "story",
+    "it",
+]
 SHARED_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
@@ -26,7 +41,9 @@ def make_tiny_model(path: Path, hidden: int = 32, layers: int = 2) -> Path:
     path.mkdir(parents=True, exist_ok=True)
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *POSITIVE, *NEGATIVE, *FILLER]
     (path / "vocab.txt").write_text("\n".join(vocab) + "\n")
-    tok = BertTokenizerFast(vocab={w: i for i, w in enumerate(vocab)}, do_lower_case=True, model_max_length=64)
+    tok = BertTokenizerFast(
+        vocab={w: i for i, w in enumerate(vocab)}, do_lower_case=True, model_max_length=64
+    )
     tok.save_pretrained(path)
     cfg = BertConfig(
         vocab_size=len(vocab),

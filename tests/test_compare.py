@@ -30,7 +30,13 @@ def data_config(tiny_data) -> DataConfig:
 def ladder(tiny_model, tiny_data, tmp_path_factory):
     out = tmp_path_factory.mktemp("ladder")
     rows = tunebench.compare(
-        data_config(tiny_data), model=tiny_model, strategies=ALL, out=out, train=FAST, options=OPTIONS, show=False
+        data_config(tiny_data),
+        model=tiny_model,
+        strategies=ALL,
+        out=out,
+        train=FAST,
+        options=OPTIONS,
+        show=False,
     )
     return out, rows
 
@@ -77,7 +83,13 @@ def test_resume_skips_finished_runs(ladder, tiny_model, tiny_data, monkeypatch):
 
     monkeypatch.setattr(runner, "run_one", boom)
     again = tunebench.compare(
-        data_config(tiny_data), model=tiny_model, strategies=ALL, out=out, train=FAST, options=OPTIONS, show=False
+        data_config(tiny_data),
+        model=tiny_model,
+        strategies=ALL,
+        out=out,
+        train=FAST,
+        options=OPTIONS,
+        show=False,
     )
     assert [r["dev_mean"] for r in again] == [r["dev_mean"] for r in rows]
 
@@ -93,12 +105,20 @@ def test_interrupted_compare_keeps_finished_runs_and_resumes(tiny_model, tiny_da
 
     monkeypatch.setattr(runner, "run_one", interrupt_second)
     with pytest.raises(KeyboardInterrupt):
-        tunebench.compare(data_config(tiny_data), model=tiny_model, strategies=["features", "head"], out=tmp_path, show=False)
+        tunebench.compare(
+            data_config(tiny_data),
+            model=tiny_model,
+            strategies=["features", "head"],
+            out=tmp_path,
+            show=False,
+        )
     assert [r["strategy"] for r in RunStore(tmp_path).all()] == ["features"]
     assert (tmp_path / "leaderboard.csv").is_file()
     monkeypatch.setattr(runner, "run_one", real)
     calls.clear()
-    rows = tunebench.compare(data_config(tiny_data), model=tiny_model, strategies=["features", "head"], out=tmp_path, show=False)
+    rows = tunebench.compare(
+        data_config(tiny_data), model=tiny_model, strategies=["features", "head"], out=tmp_path, show=False
+    )
     assert {r["strategy"] for r in rows} == {"features", "head"}
     assert len(RunStore(tmp_path).all()) == 2
 
@@ -107,7 +127,12 @@ def test_same_seed_same_metrics(tiny_model, tiny_data, tmp_path):
     runs = []
     for sub in ("a", "b"):
         tunebench.compare(
-            data_config(tiny_data), model=tiny_model, strategies=["full", "lora"], out=tmp_path / sub, train=FAST, show=False
+            data_config(tiny_data),
+            model=tiny_model,
+            strategies=["full", "lora"],
+            out=tmp_path / sub,
+            train=FAST,
+            show=False,
         )
         runs.append({r["strategy"]: r for r in RunStore(tmp_path / sub).all()})
     for name in ("full", "lora"):
@@ -117,7 +142,13 @@ def test_same_seed_same_metrics(tiny_model, tiny_data, tmp_path):
 
 def test_seeds_aggregate_to_mean_and_std(tiny_model, tiny_data, tmp_path):
     rows = tunebench.compare(
-        data_config(tiny_data), model=tiny_model, strategies=["head"], seeds=[0, 1], out=tmp_path, train=FAST, show=False
+        data_config(tiny_data),
+        model=tiny_model,
+        strategies=["head"],
+        seeds=[0, 1],
+        out=tmp_path,
+        train=FAST,
+        show=False,
     )
     (row,) = rows
     assert row["seeds"] == 2
@@ -127,12 +158,19 @@ def test_seeds_aggregate_to_mean_and_std(tiny_model, tiny_data, tmp_path):
 
 
 def test_features_cache_is_reused(tiny_model, tiny_data, tmp_path):
-    tunebench.compare(data_config(tiny_data), model=tiny_model, strategies=["features"], out=tmp_path, show=False)
+    tunebench.compare(
+        data_config(tiny_data), model=tiny_model, strategies=["features"], out=tmp_path, show=False
+    )
     files = sorted((tmp_path / "cache" / "features").iterdir())
     assert len(files) == 3  # train, dev, test
     rows = tunebench.compare(
-        data_config(tiny_data), model=tiny_model, strategies=["features", "head"], out=tmp_path, train=FAST,
-        options={"features": {"layers": "mean-of-last-4", "classifier": "mlp"}}, show=False,
+        data_config(tiny_data),
+        model=tiny_model,
+        strategies=["features", "head"],
+        out=tmp_path,
+        train=FAST,
+        options={"features": {"layers": "mean-of-last-4", "classifier": "mlp"}},
+        show=False,
     )
     assert sorted((tmp_path / "cache" / "features").iterdir()) == files
     rec = {r["strategy"]: r for r in RunStore(tmp_path).all() if r["settings"].get("layers") != "last"}
@@ -142,9 +180,27 @@ def test_features_cache_is_reused(tiny_model, tiny_data, tmp_path):
 
 def test_cli_compare_export_predict(tiny_model, tiny_data, tmp_path, capsys):
     out, exp, preds = tmp_path / "out", tmp_path / "exp", tmp_path / "preds.csv"
-    argv = ["-q", "compare", "--data", tiny_data["train"], "--dev", tiny_data["dev"], "--test", tiny_data["test"],
-            "--model", tiny_model, "--strategies", "features", "head", "--epochs", "2", "--out", str(out),
-            "--export", str(exp)]
+    argv = [
+        "-q",
+        "compare",
+        "--data",
+        tiny_data["train"],
+        "--dev",
+        tiny_data["dev"],
+        "--test",
+        tiny_data["test"],
+        "--model",
+        tiny_model,
+        "--strategies",
+        "features",
+        "head",
+        "--epochs",
+        "2",
+        "--out",
+        str(out),
+        "--export",
+        str(exp),
+    ]
     assert main(argv) == 0
     assert (exp / "manifest.json").is_file()
     assert main(["-q", "predict", "--model", str(exp), "--data", tiny_data["test"], "--out", str(preds)]) == 0
@@ -172,7 +228,17 @@ def test_cli_strategies_lists_the_registry(capsys):
     ],
 )
 def test_cli_bad_input_gives_one_line(tiny_model, tiny_data, tmp_path, capsys, extra, message):
-    argv = ["-q", "compare", "--data", tiny_data["train"], "--model", tiny_model, "--out", str(tmp_path), *extra]
+    argv = [
+        "-q",
+        "compare",
+        "--data",
+        tiny_data["train"],
+        "--model",
+        tiny_model,
+        "--out",
+        str(tmp_path),
+        *extra,
+    ]
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert message in err

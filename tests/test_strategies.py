@@ -20,7 +20,9 @@ GRADIENT = [n for n, cls in STRATEGIES.items() if cls.kind == "gradient"]
 @pytest.fixture(scope="module")
 def setup(tiny_model, tiny_data):
     backbone = load_backbone(tiny_model)
-    bundle = load_text_classification(DataConfig(data=tiny_data["train"], dev=tiny_data["dev"], test=tiny_data["test"]))
+    bundle = load_text_classification(
+        DataConfig(data=tiny_data["train"], dev=tiny_data["dev"], test=tiny_data["test"])
+    )
     task = get_task("text-classification")
     pad = backbone.tokenizer.pad_token_id
     rows = {s: task.encode(backbone.tokenizer, getattr(bundle, s), 64) for s in ("train", "dev")}
@@ -88,7 +90,9 @@ def test_frozen_weights_bit_identical_and_trainable_ones_move(setup, name):
     frozen = {n: p.detach().clone() for n, p in model.named_parameters() if not p.requires_grad}
     trained = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
     cfg = strategy_config(strategy, epochs=1, warmup_ratio=0.0)
-    fit(model, strategy.param_groups(model, cfg), data["train"], data["dev"], task, bundle.label_names, cfg, 0)
+    fit(
+        model, strategy.param_groups(model, cfg), data["train"], data["dev"], task, bundle.label_names, cfg, 0
+    )
     after = dict(model.named_parameters())
     if name != "gradual":  # gradual unfreezes later layers in later epochs; one epoch = head only
         for n, before in frozen.items():
@@ -111,7 +115,9 @@ def test_loss_falls(setup, name):
     lr = min(10 * strategy.train_defaults.get("lr", 1e-3), 1e-2)
     cfg = strategy_config(strategy, epochs=6, lr=lr, batch_size=16, patience=6, dropout=0.0)
     groups = strategy.param_groups(model, cfg)
-    result = fit(model, groups, data["train"], data["dev"], task, bundle.label_names, cfg, 0, strategy.epoch_hook(cfg))
+    result = fit(
+        model, groups, data["train"], data["dev"], task, bundle.label_names, cfg, 0, strategy.epoch_hook(cfg)
+    )
     losses = [h["train_loss"] for h in result.history]
     assert len(losses) == 6
     assert min(losses[-2:]) < losses[0] * 0.95, f"{name}: train loss {losses}"

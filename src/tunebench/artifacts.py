@@ -37,7 +37,10 @@ def save_artifact(out: Path, manifest: dict, strategy, model=None, backbone=None
     mode = "features" if strategy.kind == "features" else strategy.save_mode
     manifest = {**manifest, "save_mode": mode}
     if mode == "features":
-        save_np({k: np.ascontiguousarray(v) for k, v in strategy.state().items()}, str(out / "classifier.safetensors"))
+        save_np(
+            {k: np.ascontiguousarray(v) for k, v in strategy.state().items()},
+            str(out / "classifier.safetensors"),
+        )
         manifest["C"] = float(strategy.C_)
     elif mode == "delta":
         trained = {n: p.detach().cpu().contiguous() for n, p in model.named_parameters() if p.requires_grad}
@@ -58,7 +61,9 @@ def save_artifact(out: Path, manifest: dict, strategy, model=None, backbone=None
 def read_manifest(path: Path) -> dict:
     file = Path(path) / MANIFEST
     if not file.is_file():
-        raise TunebenchError(f"{path}: not a tunebench export (no {MANIFEST}); export one with compare --export DIR")
+        raise TunebenchError(
+            f"{path}: not a tunebench export (no {MANIFEST}); export one with compare --export DIR"
+        )
     return json.loads(file.read_text())
 
 
@@ -87,14 +92,18 @@ class Predictor:
             return
         from .model import TaskModel
 
-        head = self.task.build_head(self.backbone.hidden_size, len(self.label_names), m["pooling"], m["dropout"])
+        head = self.task.build_head(
+            self.backbone.hidden_size, len(self.label_names), m["pooling"], m["dropout"]
+        )
         model = TaskModel(self.backbone.model, head)
         if mode == "delta":
             model = self.strategy.prepare(model)
             state = load_file(str(self.path / "trained.safetensors"))
             missing = set(state) - {n for n, _ in model.named_parameters()}
             if missing:
-                raise TunebenchError(f"{self.path}: weights {sorted(missing)[:3]} do not fit the model; re-export")
+                raise TunebenchError(
+                    f"{self.path}: weights {sorted(missing)[:3]} do not fit the model; re-export"
+                )
             model.load_state_dict(state, strict=False)
         elif mode == "peft":
             from peft import PeftModel

@@ -27,7 +27,9 @@ TRAIN_FLAGS = {
 
 def _add_data_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("data")
-    g.add_argument("--data", required=True, help="named dataset (sst2, imdb) or a train file (csv/tsv/jsonl/parquet)")
+    g.add_argument(
+        "--data", required=True, help="named dataset (sst2, imdb) or a train file (csv/tsv/jsonl/parquet)"
+    )
     g.add_argument("--dev", help="dev file (default: a seeded stratified split of train)")
     g.add_argument("--test", help="test file")
     g.add_argument("--data-dir", help="where named datasets live (or set TUNEBENCH_DATA_DIR)")
@@ -41,23 +43,34 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="tunebench", description="Freeze or fine-tune? Compare adaptation strategies.")
+    p = argparse.ArgumentParser(
+        prog="tunebench", description="Freeze or fine-tune? Compare adaptation strategies."
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars or info lines")
     sub = p.add_subparsers(dest="command", required=True)
 
     c = sub.add_parser("compare", help="run the strategy ladder and print a leaderboard")
     _add_data_args(c)
     c.add_argument("--task", default="text-classification")
-    c.add_argument("--model", default="minilm", help="hub id, local directory, or 'minilm' (packaged default)")
-    c.add_argument("--strategies", nargs="+", help="names, or 'all' (default: features head last-k full lora bitfit)")
+    c.add_argument(
+        "--model", default="minilm", help="hub id, local directory, or 'minilm' (packaged default)"
+    )
+    c.add_argument(
+        "--strategies", nargs="+", help="names, or 'all' (default: features head last-k full lora bitfit)"
+    )
     c.add_argument("--seeds", nargs="+", type=int, default=[0])
     c.add_argument("--out", default="tunebench-out")
     c.add_argument("--export", help="copy the best run's artifact here")
     c.add_argument("--pooling", default="auto", choices=["auto", "mean", "cls"])
     c.add_argument("--max-length", type=int)
     c.add_argument("--trust-remote-code", action="store_true")
-    c.add_argument("--opt", action="append", default=[], metavar="STRATEGY.KEY=VALUE",
-                   help="strategy option, e.g. last-k.k=4, lora.r=16, full.lr=3e-5 (repeatable)")
+    c.add_argument(
+        "--opt",
+        action="append",
+        default=[],
+        metavar="STRATEGY.KEY=VALUE",
+        help="strategy option, e.g. last-k.k=4, lora.r=16, full.lr=3e-5 (repeatable)",
+    )
     t = c.add_argument_group("training (all gradient strategies; overrides each strategy's default)")
     for name, typ in TRAIN_FLAGS.items():
         t.add_argument("--" + name.replace("_", "-"), type=typ)

@@ -35,7 +35,10 @@ def resolve_strategy(name: str, options: dict[str, str], train_overrides: dict, 
     strategy = cls.from_options(own)
     cfg = TrainConfig().replace(**cls.train_defaults).replace(**train_overrides)
     if per_strategy_train:
-        typed = {k: type(getattr(cfg, k) if getattr(cfg, k) is not None else 0)(v) for k, v in per_strategy_train.items()}
+        typed = {
+            k: type(getattr(cfg, k) if getattr(cfg, k) is not None else 0)(v)
+            for k, v in per_strategy_train.items()
+        }
         cfg = cfg.replace(**typed)
     return strategy, cfg.replace(max_length=max_length)
 
@@ -114,7 +117,11 @@ def compare(
             records.append(record)
             _log_result(label, record, task_obj.primary_metric)
     except KeyboardInterrupt:
-        log.warning("interrupted: %d finished runs are saved in %s; rerun the same command to resume", len(records), out)
+        log.warning(
+            "interrupted: %d finished runs are saved in %s; rerun the same command to resume",
+            len(records),
+            out,
+        )
         _report(records, task_obj.primary_metric, out, bundle, model, show)
         raise
     rows = _report(records, task_obj.primary_metric, out, bundle, model, show)

@@ -35,7 +35,9 @@ def cache_key(model_ref: str, rows: list[dict], max_length: int) -> str:
 
 
 @torch.no_grad()
-def all_layer_pools(model, rows: list[dict], pad_id: int, batch_size: int, device: str, precision: str) -> np.ndarray:
+def all_layer_pools(
+    model, rows: list[dict], pad_id: int, batch_size: int, device: str, precision: str
+) -> np.ndarray:
     """(N, L+1, 2, H): per layer, [CLS] (index 0) and mean (index 1) pooled hidden states."""
     dev = resolve_device(device)
     model.to(dev).eval()

@@ -35,7 +35,9 @@ def read_texts(path: str, text_col: str | None, text_pair_col: str | None) -> Te
             raise TunebenchError(f"{path}: no text column found among {list(columns)}; pass --text-col NAME")
     for col in (text_col, text_pair_col):
         if col is not None and col not in columns:
-            raise TunebenchError(f"{path}: no column '{col}' (columns: {', '.join(columns)}); pass --text-col NAME")
+            raise TunebenchError(
+                f"{path}: no column '{col}' (columns: {', '.join(columns)}); pass --text-col NAME"
+            )
     texts = ["" if t is None else str(t) for t in columns[text_col]]
     pairs = ["" if t is None else str(t) for t in columns[text_pair_col]] if text_pair_col else None
     return Texts(texts, pairs)

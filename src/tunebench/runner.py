@@ -16,6 +16,7 @@ from safetensors.numpy import save_file as save_np
 
 from . import __version__
 from .artifacts import save_artifact
+from .errors import TunebenchError
 from .extract import FeatureCache, select
 from .measure import PeakMemory
 from .model import HeadOnFeatures, TaskModel, count_parameters
@@ -107,6 +108,8 @@ def run_one(ctx: Context, strategy: Strategy, cfg: TrainConfig, seed: int, key: 
                 outcome = _run_gradient(ctx, strategy, cfg, seed, run_dir)
         record.update(outcome)
         record["status"] = "ok"
+    except TunebenchError:
+        raise  # the user's mistake (a bad option): stop with one line; finished runs are already stored
     except Diverged as err:
         record["status"] = f"error: diverged: {err}"
     except Exception as err:  # our bug or a library failure: record it, keep the ladder going
@@ -135,8 +138,12 @@ def _manifest(ctx: Context, strategy: Strategy, cfg: TrainConfig, pooling: str, 
     }
 
 
-def _pooled(ctx: Context, split: str, cfg: TrainConfig, pooling: str, layers: str) -> tuple[np.ndarray, float]:
-    pools = ctx.cache.get(ctx.backbone, ctx.rows[split], ctx.max_length, cfg.eval_batch_size, cfg.device, cfg.precision)
+def _pooled(
+    ctx: Context, split: str, cfg: TrainConfig, pooling: str, layers: str
+) -> tuple[np.ndarray, float]:
+    pools = ctx.cache.get(
+        ctx.backbone, ctx.rows[split], ctx.max_length, cfg.eval_batch_size, cfg.device, cfg.precision
+    )
     return select(pools, pooling, layers), ctx.cache.seconds
 
 
@@ -164,7 +171,11 @@ def _run_features(ctx: Context, strategy, cfg: TrainConfig, seed: int, run_dir: 
     return {
         **_finish(ctx, run_dir, logits, ctx.bundle.label_names),
         "chosen": {"C": strategy.C_},
-        "times": {"extraction": round(extract_s, 2), "training": round(train_s, 2), "evaluation": round(eval_s, 2)},
+        "times": {
+            "extraction": round(extract_s, 2),
+            "training": round(train_s, 2),
+            "evaluation": round(eval_s, 2),
+        },
         "examples_per_second": round(len(X["train"]) / train_s, 1) if train_s > 0 else None,
         "trainable_params": int(n_params),
         "total_params": int(total),
@@ -193,7 +204,9 @@ def _run_gradient(ctx: Context, strategy, cfg: TrainConfig, seed: int, run_dir: 
         data = {s: TokenBatches(ctx.rows[s], ctx.labels(s), pad) for s in ctx.splits}
     groups = strategy.param_groups(model, cfg)
     hook = strategy.epoch_hook(cfg)
-    result = fit(model, groups, data["train"], data["dev"], ctx.task, names, cfg, seed, hook, description=strategy.name)
+    result = fit(
+        model, groups, data["train"], data["dev"], ctx.task, names, cfg, seed, hook, description=strategy.name
+    )
     t0 = time.perf_counter()
     logits = {s: predict_logits(model, data[s], cfg, device) for s in ctx.splits if s != "train"}
     eval_s = result.eval_seconds + time.perf_counter() - t0

@@ -18,9 +18,13 @@ from ..training.optim import decay_groups
 class Strategy:
     name: ClassVar[str]
     summary: ClassVar[str] = ""
-    kind: ClassVar[str] = "gradient"  # "gradient" (the training loop) or "features" (fit/predict on frozen features)
+    kind: ClassVar[str] = (
+        "gradient"  # "gradient" (the training loop) or "features" (fit/predict on frozen features)
+    )
     train_defaults: ClassVar[dict[str, Any]] = {}  # published-practice defaults, e.g. {"lr": 1e-3}
-    save_mode: ClassVar[str] = "delta"  # delta: trained tensors only | full: save_pretrained | peft: adapter dir
+    save_mode: ClassVar[str] = (
+        "delta"  # delta: trained tensors only | full: save_pretrained | peft: adapter dir
+    )
     uses_cached_features: ClassVar[bool] = False  # head-only: train on cached frozen pooled features
     from_scratch: ClassVar[bool] = False  # start from random weights instead of the checkpoint
 

@@ -35,7 +35,9 @@ class Features(Strategy):
 
     def __post_init__(self):
         if self.layers not in LAYER_CHOICES:
-            raise TunebenchError(f"--opt features.layers={self.layers}: choose from {', '.join(LAYER_CHOICES)}")
+            raise TunebenchError(
+                f"--opt features.layers={self.layers}: choose from {', '.join(LAYER_CHOICES)}"
+            )
         if self.classifier not in ("logreg", "mlp"):
             raise TunebenchError(f"--opt features.classifier={self.classifier}: choose logreg or mlp")
         if self.pooling not in ("auto", "mean", "cls"):

@@ -15,7 +15,9 @@ class LastK(Strategy):
     def prepare(self, model):
         layers = encoder_layers(model.backbone)
         if not 1 <= self.k <= len(layers):
-            raise TunebenchError(f"--opt last-k.k={self.k}: the model has {len(layers)} layers; pick 1..{len(layers)}")
+            raise TunebenchError(
+                f"--opt last-k.k={self.k}: the model has {len(layers)} layers; pick 1..{len(layers)}"
+            )
         freeze(model.backbone)
         for layer in layers[-self.k :]:
             unfreeze(layer)

@@ -20,7 +20,9 @@ class LLRD(Strategy):
 
     def prepare(self, model):
         if not 0 < self.factor <= 1:
-            raise TunebenchError(f"--opt llrd.factor={self.factor}: must be in (0, 1]; ULMFiT uses 0.385 (1/2.6)")
+            raise TunebenchError(
+                f"--opt llrd.factor={self.factor}: must be in (0, 1]; ULMFiT uses 0.385 (1/2.6)"
+            )
         unfreeze(model)
         return model
 

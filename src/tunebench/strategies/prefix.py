@@ -16,7 +16,9 @@ class Prefix(Strategy):
     def peft_config(self):
         from peft import PrefixTuningConfig, TaskType
 
-        return PrefixTuningConfig(task_type=TaskType.FEATURE_EXTRACTION, num_virtual_tokens=self.virtual_tokens)
+        return PrefixTuningConfig(
+            task_type=TaskType.FEATURE_EXTRACTION, num_virtual_tokens=self.virtual_tokens
+        )
 
     def prepare(self, model):
         from peft import get_peft_model

@@ -1,7 +1,7 @@
 """Tasks: one module each (head, collate, loss, metrics, post-processing), registered by name."""
 
-from .base import TASKS, Task
 from . import classification  # noqa: F401  (registers itself)
+from .base import TASKS, Task
 
 __all__ = ["TASKS", "Task", "get_task"]
 

@@ -27,7 +27,9 @@ def pad_rows(rows: Sequence[dict[str, list[int]]], pad_id: int, multiple: int = 
     return batch
 
 
-def length_grouped_order(lengths: Sequence[int], batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
+def length_grouped_order(
+    lengths: Sequence[int], batch_size: int, rng: np.random.Generator
+) -> list[np.ndarray]:
     """Shuffle, cut into mega-batches of 50 batches, sort each by length, then shuffle the batches.
 
     Same idea as HF's LengthGroupedSampler: similar lengths share a batch (little padding) while

@@ -132,7 +132,9 @@ def fit(
                     logits = model(**batch)
                 loss = task.loss(logits, labels)
                 if not torch.isfinite(loss):
-                    raise Diverged(f"loss became {loss.item()} at epoch {epoch + 1}, step {step + 1}: lower --lr")
+                    raise Diverged(
+                        f"loss became {loss.item()} at epoch {epoch + 1}, step {step + 1}: lower --lr"
+                    )
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 if cfg.max_grad_norm > 0:
@@ -154,7 +156,12 @@ def fit(
         result.eval_seconds += time.perf_counter() - t0
         score = dev_metrics[task.primary_metric]
         result.history.append(
-            {"epoch": epoch + 1, "train_loss": float(np.mean(losses)), "dev": dev_metrics, "lr": scheduler.get_last_lr()}
+            {
+                "epoch": epoch + 1,
+                "train_loss": float(np.mean(losses)),
+                "dev": dev_metrics,
+                "lr": scheduler.get_last_lr(),
+            }
         )
         if score > best_score:
             best_score, bad_epochs = score, 0
