@@ -13,7 +13,7 @@ from tunebench import runner
 from tunebench.artifacts import Predictor
 from tunebench.cli import main
 from tunebench.data import DataConfig, load_text_classification
-from tunebench.predict import read_texts
+from tunebench.prediction import read_texts
 from tunebench.store import RunStore
 from tunebench.strategies import STRATEGIES
 

@@ -62,7 +62,7 @@ def expected_trainable(name: str, cfg) -> int | None:
         "scratch": embeddings + L * layer + head,
         "gradual": head,  # before the first epoch: head only
         "bitfit": L * layer_biases + H + head,  # + embeddings LayerNorm bias
-        "lora": L * 2 * (8 * H + H * 8) + head,  # r=8 on query and value
+        "lora": L * 8 * (4 * 2 * H + 2 * (H + I)) + head,  # r=8 on q, k, v, attn-out, intermediate, output
         "adapters": L * (2 * (H * 4 + 4 + 4 * H + H) + 2 * 2 * H) + head,  # bottleneck 4 + LayerNorms
         "prefix": L * 2 * H * 5 + head,  # 5 virtual tokens, keys and values per layer
     }

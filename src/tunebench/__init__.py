@@ -4,15 +4,15 @@ __version__ = "0.1.0"
 
 
 def compare(*args, **kwargs):
-    """Run strategies on a dataset and return the leaderboard (see `tunebench.compare.compare`)."""
-    from .compare import compare as _compare
+    """Run strategies on a dataset and return the leaderboard (see `tunebench.comparison.compare`)."""
+    from .comparison import compare as _compare
 
     return _compare(*args, **kwargs)
 
 
 def predict(*args, **kwargs):
-    """Predict with an exported run (see `tunebench.predict.predict`)."""
-    from .predict import predict as _predict
+    """Predict with an exported run (see `tunebench.prediction.predict`)."""
+    from .prediction import predict as _predict
 
     return _predict(*args, **kwargs)
 

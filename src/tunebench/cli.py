@@ -100,7 +100,7 @@ def _parse_opts(items: list[str]) -> dict[str, dict[str, str]]:
 
 
 def _cmd_compare(a) -> None:
-    from .compare import compare
+    from .comparison import compare
     from .data import DataConfig
 
     data = DataConfig(
@@ -150,7 +150,7 @@ def _cmd_strategies(a) -> None:
 
 
 def _cmd_predict(a) -> None:
-    from .predict import predict
+    from .prediction import predict
 
     labels, _ = predict(a.model, a.data, a.out, a.text_col, a.text_pair_col, device=a.device)
     logging.getLogger("tunebench").info("wrote %d predictions to %s", len(labels), a.out)
