@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import os
 import sys
 import warnings
 
 from .errors import TunebenchError
+
+# Modules that add subcommands: each defines `add_commands(subparsers)` and sets
+# `func=<callable(args)>` on its parsers with `set_defaults`, importing heavy libraries inside `func`.
+PLUGIN_COMMANDS: list[str] = []
 
 TRAIN_FLAGS = {
     "lr": float,
@@ -85,6 +90,9 @@ def _parser() -> argparse.ArgumentParser:
     pr.add_argument("--text-col")
     pr.add_argument("--text-pair-col")
     pr.add_argument("--device", default="auto")
+
+    for module in PLUGIN_COMMANDS:  # analysis commands live beside their code
+        importlib.import_module(module).add_commands(sub)
     return p
 
 
@@ -165,7 +173,8 @@ def main(argv: list[str] | None = None) -> int:
 
     progress.set_enabled(not args.quiet and sys.stderr.isatty())
     try:
-        {"compare": _cmd_compare, "strategies": _cmd_strategies, "predict": _cmd_predict}[args.command](args)
+        builtin = {"compare": _cmd_compare, "strategies": _cmd_strategies, "predict": _cmd_predict}
+        (builtin.get(args.command) or args.func)(args)
     except TunebenchError as err:
         print(f"tunebench: error: {err}", file=sys.stderr)
         return 2
