@@ -8,14 +8,13 @@ mkdir -p "$OUT"
 
 # 1. The main job exactly as a user types it: default ladder, seed 0.
 /usr/bin/time -f "%e s wall" -o "$OUT/sst2-default.time" \
-  tunebench -q compare --data sst2 --data-dir "$DATA" --train-size 2000 --out "$OUT/sst2" > "$OUT/sst2-default.txt"
+  tunebench -q compare --data sst2 --data-dir "$DATA" --train-size 2000 --out "$OUT/sst2"
 
-# 2. Every strategy, three seeds (seed-0 default-ladder runs from step 1 are reused).
-tunebench -q compare --data sst2 --data-dir "$DATA" --train-size 2000 --out "$OUT/sst2" \
-  --strategies all --seeds 0 1 2 --export "$OUT/sst2-best" > "$OUT/sst2-all.txt"
-
-# 3. IMDB: reviews truncated at the model's maximum length (256 for all-MiniLM-L6-v2);
+# 2. IMDB: reviews truncated at the model's maximum length (256 for all-MiniLM-L6-v2);
 #    dev is split off train, dev and test capped at 1,000 reviews each.
 /usr/bin/time -f "%e s wall" -o "$OUT/imdb-default.time" \
-  tunebench -q compare --data imdb --data-dir "$DATA" --train-size 2000 --eval-size 1000 --out "$OUT/imdb" \
-  > "$OUT/imdb-default.txt"
+  tunebench -q compare --data imdb --data-dir "$DATA" --train-size 2000 --eval-size 1000 --out "$OUT/imdb"
+
+# 3. Every strategy, three seeds (the seed-0 default-ladder runs of step 1 are reused).
+tunebench -q compare --data sst2 --data-dir "$DATA" --train-size 2000 --out "$OUT/sst2" \
+  --strategies all --seeds 0 1 2 --export "$OUT/sst2-best"

@@ -62,7 +62,7 @@ def build(records: list[dict], metric: str) -> list[dict]:
                 "best_key": max(ok, key=lambda r: r["dev_metrics"][metric])["key"] if ok else None,
             }
         )
-    return sorted(rows, key=lambda r: -1e9 if r["dev_mean"] is None else -r["dev_mean"])
+    return sorted(rows, key=lambda r: (r["dev_mean"] is None, -(r["dev_mean"] or 0.0)))  # failed runs last
 
 
 def _fmt(row: dict, col: str) -> str:

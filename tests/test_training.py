@@ -1,0 +1,148 @@
+"""The training loop's parts: schedules, batching, decay groups, best-epoch restore, divergence."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import tunebench
+from tunebench.data import DataConfig
+from tunebench.store import RunStore
+from tunebench.training.batching import TensorBatches, length_grouped_order, pad_rows
+from tunebench.training.config import TrainConfig
+from tunebench.training.loop import fit
+from tunebench.training.optim import decay_groups, lr_lambda
+
+
+def test_linear_schedule_warms_up_then_decays_to_zero():
+    f = lr_lambda("linear", total_steps=100, warmup_ratio=0.1)
+    assert f(0) == pytest.approx(0.1) and f(9) == pytest.approx(1.0)
+    assert f(10) == pytest.approx(1.0) and f(55) == pytest.approx(0.5) and f(100) == 0.0
+
+
+def test_slanted_triangular_matches_ulmfit():
+    f = lr_lambda("slanted", total_steps=1000, warmup_ratio=0.0)
+    cut = 100  # cut_frac 0.1
+    assert f(0) == pytest.approx(1 / 32)  # starts at lr / ratio
+    assert f(cut) == pytest.approx(1.0)  # peaks at cut
+    assert f(cut // 2) == pytest.approx((1 + 0.5 * 31) / 32)
+    assert f(999) < 0.05 and all(f(s) >= f(s + 1) for s in range(cut, 999))
+
+
+def test_length_grouped_batches_cover_every_index_once_with_similar_lengths():
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(5, 200, size=1000)
+    batches = length_grouped_order(lengths, 16, np.random.default_rng(1))
+    flat = np.concatenate(batches)
+    assert sorted(flat.tolist()) == list(range(1000))
+    spread = np.mean([lengths[b].max() - lengths[b].min() for b in batches])
+    assert spread < 30  # random batches would spread ~170 tokens
+
+
+def test_dynamic_padding_pads_to_the_batch_longest_rounded_to_8():
+    batch = pad_rows([{"input_ids": [1, 2, 3]}, {"input_ids": list(range(1, 11))}], pad_id=0)
+    assert batch["input_ids"].shape == (2, 16)
+    assert batch["attention_mask"].sum().item() == 13
+    assert batch["input_ids"][0, 3:].eq(0).all()
+
+
+def test_no_weight_decay_on_biases_and_layernorm():
+    model = nn.Sequential(nn.Linear(4, 4), nn.LayerNorm(4))
+    groups = decay_groups(model.named_parameters(), 1e-3, 0.01)
+    decayed = {id(p) for g in groups if g["weight_decay"] > 0 for p in g["params"]}
+    assert decayed == {id(model[0].weight)}
+
+
+class _Task:
+    primary_metric = "accuracy"
+
+    def loss(self, logits, labels):
+        return nn.functional.cross_entropy(logits, labels)
+
+    def metrics(self, logits, labels, names):
+        return {"accuracy": float((logits.argmax(-1) == labels).mean())}
+
+
+class _Head(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.head = nn.Linear(2, 2)
+
+    def forward(self, features):
+        return self.head(features)
+
+
+def test_best_epoch_is_restored_when_dev_gets_worse(monkeypatch):
+    X = np.random.default_rng(0).normal(size=(64, 2)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(int)
+    model = _Head()
+    cfg = TrainConfig(lr=0.5, epochs=6, batch_size=8, patience=6, warmup_ratio=0.0)
+    task = _Task()
+    scores = iter([0.5, 0.9, 0.6, 0.6, 0.6, 0.6])
+    snapshots = []
+
+    def fake_metrics(logits, labels, names):
+        snapshots.append(model.head.weight.detach().clone())
+        return {"accuracy": next(scores)}
+
+    monkeypatch.setattr(task, "metrics", fake_metrics)
+    result = fit(
+        model,
+        decay_groups(model.named_parameters(), cfg.lr, 0.0),
+        TensorBatches(X, y),
+        TensorBatches(X, y),
+        task,
+        ["a", "b"],
+        cfg,
+        0,
+    )
+    assert result.best_epoch == 2
+    assert torch.equal(model.head.weight, snapshots[1])
+
+
+def test_early_stopping_after_patience_epochs(monkeypatch):
+    X = np.zeros((16, 2), dtype=np.float32)
+    y = np.zeros(16, dtype=int)
+    task = _Task()
+    monkeypatch.setattr(task, "metrics", lambda *a: {"accuracy": 0.5})
+    model = _Head()
+    cfg = TrainConfig(lr=1e-2, epochs=10, batch_size=8, patience=2)
+    result = fit(
+        model,
+        decay_groups(model.named_parameters(), cfg.lr, 0.0),
+        TensorBatches(X, y),
+        TensorBatches(X, y),
+        task,
+        ["a", "b"],
+        cfg,
+        0,
+    )
+    assert len(result.history) == 3 and result.best_epoch == 1
+
+
+def test_divergence_is_recorded_and_the_ladder_goes_on(tiny_model, tiny_data, tmp_path):
+    data = DataConfig(data=tiny_data["train"], dev=tiny_data["dev"])
+    rows = tunebench.compare(
+        data,
+        model=tiny_model,
+        strategies=["features", "full"],
+        out=tmp_path,
+        options={"full": {"lr": "1e6"}},
+        train={"epochs": 1},
+        show=False,
+    )
+    status = {r["strategy"]: r["status"] for r in RunStore(tmp_path).all()}
+    assert status["features"] == "ok"
+    assert status["full"].startswith("error: diverged") and "lower --lr" in status["full"]
+    assert [r["strategy"] for r in rows][0] == "features"
+
+
+def test_per_strategy_options_override_global_training_flags():
+    from tunebench.comparison import resolve_strategy
+
+    strategy, cfg = resolve_strategy("full", {"lr": "3e-5"}, {"lr": 1e-4, "epochs": 2}, max_length=128)
+    assert cfg.lr == 3e-5 and cfg.epochs == 2 and cfg.max_length == 128
+    _, head_cfg = resolve_strategy("head", {}, {}, max_length=128)
+    assert head_cfg.lr == 1e-3 and head_cfg.epochs == 10  # the strategy's own defaults
