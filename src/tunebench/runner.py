@@ -94,6 +94,10 @@ def run_one(ctx: Context, strategy: Strategy, cfg: TrainConfig, seed: int, key: 
         "data": ctx.bundle.name,
         "data_fingerprint": ctx.bundle.fingerprint(),
         "sizes": {s: len(ctx.rows[s]) for s in ctx.splits},
+        "label_counts": {
+            s: np.bincount(ctx.labels(s), minlength=len(ctx.bundle.label_names)).tolist() for s in ctx.splits
+        },
+        "truncated_share": {s: round(ctx.truncated_share(s), 4) for s in ctx.splits},
         "versions": library_versions(),
         "device": str(resolve_device(cfg.device)),
     }
