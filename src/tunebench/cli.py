@@ -13,7 +13,11 @@ from .errors import TunebenchError
 
 # Modules that add subcommands: each defines `add_commands(subparsers)` and sets
 # `func=<callable(args)>` on its parsers with `set_defaults`, importing heavy libraries inside `func`.
-PLUGIN_COMMANDS: list[str] = []
+PLUGIN_COMMANDS: list[str] = [
+    "tunebench.analysis.commands",
+    "tunebench.report.commands",
+    "tunebench.analysis.curve_commands",
+]
 
 TRAIN_FLAGS = {
     "lr": float,
@@ -69,6 +73,11 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--pooling", default="auto", choices=["auto", "mean", "cls"])
     c.add_argument("--max-length", type=int)
     c.add_argument("--trust-remote-code", action="store_true")
+    c.add_argument(
+        "--drift",
+        action="store_true",
+        help="add each fine-tuning run's per-layer representation drift (linear CKA vs the pre-trained model)",
+    )
     c.add_argument(
         "--opt",
         action="append",
@@ -139,6 +148,7 @@ def _cmd_compare(a) -> None:
         trust_remote_code=a.trust_remote_code,
         max_length=a.max_length,
         show=not a.quiet,
+        drift=a.drift,
     )
 
 

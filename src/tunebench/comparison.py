@@ -57,10 +57,14 @@ def compare(
     trust_remote_code: bool = False,
     max_length: int | None = None,
     show: bool = True,
+    drift: bool = False,
 ) -> list[dict]:
     """Run `strategies` x `seeds` on `data`; returns the leaderboard rows (best first).
 
     `data` is a DataConfig, or a dataset name / train-file path. Finished runs in `out` are reused.
+    `drift=True` adds each fine-tuning run's per-layer representation drift (linear CKA, see
+    analysis/drift.py) to its record; it is not part of the run key, so finished runs without it get
+    it from their saved artifact instead of being retrained.
     """
     from .backbones import load_backbone
     from .data import DataConfig, load_text_classification
@@ -81,7 +85,7 @@ def compare(
     bundle = load_text_classification(data)
     backbone = load_backbone(model, trust_remote_code, pooling)
     limit = min(max_length or backbone.max_length, backbone.max_length)
-    ctx = Context(task_obj, backbone, bundle, out, limit)
+    ctx = Context(task_obj, backbone, bundle, out, limit, drift=drift)
     log.info("%s · model %s (max length %d, %s pooling)", bundle.describe(), model, limit, backbone.pooling)
     if ctx.truncated_share() > 0.1:
         log.warning("%.0f%% of training texts are truncated at %d tokens", 100 * ctx.truncated_share(), limit)
@@ -109,6 +113,8 @@ def compare(
             done = store.finished(plan.key)
             if done:
                 log.info("%s: already finished, reusing the stored result", label)
+                if drift and "drift" not in done:
+                    done = _add_drift(ctx, plan, done, out, store)
                 records.append(done)
                 continue
             log.info("%s: running", label)
@@ -128,6 +134,17 @@ def compare(
     if export:
         export_best(rows, out, Path(export))
     return rows
+
+
+def _add_drift(ctx, plan: Plan, record: dict, out: Path, store: RunStore) -> dict:
+    """A finished run stored without drift: measure it on the saved artifact and store it."""
+    from .analysis.drift import drift_from_artifact
+
+    extra = drift_from_artifact(ctx, plan.strategy, out / "runs" / plan.key, plan.cfg)
+    if extra:
+        record = {**record, **extra}
+        store.put(record)
+    return record
 
 
 def quiet_libraries() -> None:

@@ -37,6 +37,7 @@ class Context:
     max_length: int
     rows: dict[str, list] = field(default_factory=dict)  # split name -> tokenized rows
     cache: FeatureCache | None = None
+    drift: bool = False  # measure representation drift after fine-tuning (analysis/drift.py)
 
     def __post_init__(self):
         self.cache = FeatureCache(self.out_dir)
@@ -51,6 +52,10 @@ class Context:
 
     def labels(self, split: str) -> np.ndarray:
         return np.asarray(getattr(self.bundle, split).labels)
+
+    def label_counts(self, split: str) -> dict[str, int]:
+        counts = np.bincount(self.labels(split), minlength=len(self.bundle.label_names))
+        return {name: int(c) for name, c in zip(self.bundle.label_names, counts)}
 
     def truncated_share(self, split: str = "train") -> float:
         rows = self.rows[split]
@@ -94,9 +99,7 @@ def run_one(ctx: Context, strategy: Strategy, cfg: TrainConfig, seed: int, key: 
         "data": ctx.bundle.name,
         "data_fingerprint": ctx.bundle.fingerprint(),
         "sizes": {s: len(ctx.rows[s]) for s in ctx.splits},
-        "label_counts": {
-            s: np.bincount(ctx.labels(s), minlength=len(ctx.bundle.label_names)).tolist() for s in ctx.splits
-        },
+        "label_counts": {s: ctx.label_counts(s) for s in ctx.splits},
         "truncated_share": {s: round(ctx.truncated_share(s), 4) for s in ctx.splits},
         "versions": library_versions(),
         "device": str(resolve_device(cfg.device)),
@@ -122,7 +125,8 @@ def run_one(ctx: Context, strategy: Strategy, cfg: TrainConfig, seed: int, key: 
         record["traceback"] = tb
         shutil.rmtree(run_dir, ignore_errors=True)
     record["peak_memory_mb"] = round(mem.peak_mb, 1) if "mem" in locals() else None
-    record["wall_seconds"] = round(time.perf_counter() - t_start, 2)
+    drift_s = (record.get("drift") or {}).get("seconds", 0.0)  # analysis, not the run's cost
+    record["wall_seconds"] = round(time.perf_counter() - t_start - drift_s, 2)
     return record
 
 
@@ -217,6 +221,11 @@ def _run_gradient(ctx: Context, strategy, cfg: TrainConfig, seed: int, run_dir: 
     trainable, total = count_parameters(full_model)
     full_model.to("cpu")
     size = save_artifact(run_dir, _manifest(ctx, strategy, cfg, pooling), strategy, full_model, ctx.backbone)
+    drift = {}
+    if ctx.drift:
+        from .analysis.drift import drift_entry
+
+        drift = drift_entry(ctx, strategy, full_model.backbone, cfg)
     return {
         **_finish(ctx, run_dir, logits, names),
         "best_epoch": result.best_epoch,
@@ -231,4 +240,5 @@ def _run_gradient(ctx: Context, strategy, cfg: TrainConfig, seed: int, run_dir: 
         "trainable_params": trainable,
         "total_params": total,
         "artifact_bytes": size,
+        **drift,
     }

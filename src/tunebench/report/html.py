@@ -526,7 +526,7 @@ def _drift(records: list[dict]) -> str:
         )
     rows, names, cols = [], [], []
     for r in with_drift:
-        flat = _flatten(r["drift"])
+        flat = _drift_values(r["drift"])
         for k in flat:
             if k not in cols:
                 cols.append(k)
@@ -538,4 +538,26 @@ def _drift(records: list[dict]) -> str:
         return _section(
             "drift", "Drift map", _not_measured("the <code>drift</code> entries hold no numbers.")
         )
-    return _section("drift", "Drift map", f"<div style='overflow-x:auto'>{svg}</div>")
+    caption = (
+        "<p class='caption'>Cells with a layer name: 1 − linear CKA between the pre-trained and the "
+        "fine-tuned model's mean-pooled hidden states on dev (0 = unchanged; compare --drift).</p>"
+        if any(isinstance(r["drift"], dict) and "cka" in r["drift"] for r in with_drift)
+        else ""
+    )
+    return _section("drift", "Drift map", f"<div style='overflow-x:auto'>{svg}</div>{caption}")
+
+
+def _drift_values(drift) -> dict[str, float]:
+    """{"cka": [...], "layers": [...], "inputs": n, ...} (compare --drift) -> {layer: 1 - CKA}, so that
+    darker means more change and the input count is not a column; any other shape is flattened."""
+    cka = drift.get("cka") if isinstance(drift, dict) else None
+    if not isinstance(cka, list):
+        return _flatten(drift)
+    names = drift.get("layers")
+    if not isinstance(names, list) or len(names) != len(cka):
+        names = [f"layer {i}" for i in range(len(cka))]
+    return {
+        str(n): 1.0 - float(v)
+        for n, v in zip(names, cka)
+        if isinstance(v, (int, float)) and not isinstance(v, bool)
+    }
