@@ -6,6 +6,7 @@ change that at the start of an epoch (gradual unfreezing). The task supplies los
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Callable
@@ -20,6 +21,8 @@ from ..errors import TunebenchError
 from ..progress import bar
 from .config import TrainConfig
 from .optim import lr_lambda, make_optimizer
+
+log = logging.getLogger("tunebench")
 
 
 class Diverged(RuntimeError):
@@ -122,6 +125,7 @@ def fit(
             raise TunebenchError("this strategy leaves no trainable parameters; nothing to train")
 
         # -- one epoch of training
+        t_epoch = time.perf_counter()
         model.train()
         t0, losses = time.perf_counter(), []
         with bar(f"{description} epoch {epoch + 1}/{cfg.epochs}", steps_per_epoch) as advance:
@@ -155,6 +159,16 @@ def fit(
         dev_metrics = task.metrics(predict_logits(model, dev, cfg, device), dev.labels.numpy(), label_names)
         result.eval_seconds += time.perf_counter() - t0
         score = dev_metrics[task.primary_metric]
+        log.info(
+            "  %s epoch %d/%d: train loss %.4f · dev %s %.4f · %.0f s",
+            description,
+            epoch + 1,
+            cfg.epochs,
+            float(np.mean(losses)),
+            task.primary_metric,
+            score,
+            time.perf_counter() - t_epoch,
+        )
         result.history.append(
             {
                 "epoch": epoch + 1,
