@@ -34,7 +34,7 @@ TRAIN_FLAGS = {
 }
 
 
-def _add_data_args(p: argparse.ArgumentParser) -> None:
+def add_data_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("data")
     g.add_argument(
         "--data", required=True, help="named dataset (sst2, imdb) or a train file (csv/tsv/jsonl/parquet)"
@@ -51,25 +51,15 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--data-seed", type=int, default=0, help="seed of the splits and subsamples")
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="tunebench", description="Freeze or fine-tune? Compare adaptation strategies."
-    )
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars or info lines")
-    sub = p.add_subparsers(dest="command", required=True)
-
-    c = sub.add_parser("compare", help="run the strategy ladder and print a leaderboard")
-    _add_data_args(c)
+def add_ladder_args(c: argparse.ArgumentParser, default_strategies: str) -> None:
+    """Model, strategies, seeds, output and training flags: shared by compare and curve."""
     c.add_argument("--task", default="text-classification")
     c.add_argument(
         "--model", default="minilm", help="hub id, local directory, or 'minilm' (packaged default)"
     )
-    c.add_argument(
-        "--strategies", nargs="+", help="names, or 'all' (default: features head last-k full lora bitfit)"
-    )
+    c.add_argument("--strategies", nargs="+", help=f"names, or 'all' (default: {default_strategies})")
     c.add_argument("--seeds", nargs="+", type=int, default=[0])
-    c.add_argument("--out", default="tunebench-out")
-    c.add_argument("--export", help="copy the best run's artifact here")
+    c.add_argument("--out", default="tunebench-out", help="output folder (its run store makes reruns free)")
     c.add_argument("--pooling", default="auto", choices=["auto", "mean", "cls"])
     c.add_argument("--max-length", type=int)
     c.add_argument("--trust-remote-code", action="store_true")
@@ -88,6 +78,56 @@ def _parser() -> argparse.ArgumentParser:
     t = c.add_argument_group("training (all gradient strategies; overrides each strategy's default)")
     for name, typ in TRAIN_FLAGS.items():
         t.add_argument("--" + name.replace("_", "-"), type=typ)
+
+
+def data_config(a, train_size: int | None = None):
+    """The DataConfig that `add_data_args` flags describe (`train_size` overrides --train-size)."""
+    from .data import DataConfig
+
+    return DataConfig(
+        data=a.data,
+        dev=a.dev,
+        test=a.test,
+        data_dir=a.data_dir,
+        text_col=a.text_col,
+        label_col=a.label_col,
+        text_pair_col=a.text_pair_col,
+        train_size=a.train_size if train_size is None else train_size,
+        eval_size=a.eval_size,
+        test_fraction=a.test_fraction,
+        seed=a.data_seed,
+    )
+
+
+def ladder_kwargs(a) -> dict:
+    """`compare` keyword arguments from `add_ladder_args` flags."""
+    return {
+        "model": a.model,
+        "strategies": a.strategies,
+        "seeds": a.seeds,
+        "out": a.out,
+        "options": _parse_opts(a.opt),
+        "train": {k: getattr(a, k) for k in TRAIN_FLAGS if getattr(a, k) is not None},
+        "task": a.task,
+        "pooling": a.pooling,
+        "trust_remote_code": a.trust_remote_code,
+        "max_length": a.max_length,
+        "drift": a.drift,
+        "show": not a.quiet,
+    }
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="tunebench", description="Freeze or fine-tune? Compare adaptation strategies."
+    )
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars or info lines")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    c = sub.add_parser("compare", help="run the strategy ladder and print a leaderboard")
+    add_data_args(c)
+    add_ladder_args(c, "features head last-k full lora bitfit")
+    c.add_argument("--export", help="copy the best run's artifact here")
 
     s = sub.add_parser("strategies", help="list the strategies")
     s.add_argument("--task", default="text-classification")
@@ -118,38 +158,8 @@ def _parse_opts(items: list[str]) -> dict[str, dict[str, str]]:
 
 def _cmd_compare(a) -> None:
     from .comparison import compare
-    from .data import DataConfig
 
-    data = DataConfig(
-        data=a.data,
-        dev=a.dev,
-        test=a.test,
-        data_dir=a.data_dir,
-        text_col=a.text_col,
-        label_col=a.label_col,
-        text_pair_col=a.text_pair_col,
-        train_size=a.train_size,
-        eval_size=a.eval_size,
-        test_fraction=a.test_fraction,
-        seed=a.data_seed,
-    )
-    train = {k: getattr(a, k) for k in TRAIN_FLAGS if getattr(a, k) is not None}
-    compare(
-        data,
-        model=a.model,
-        strategies=a.strategies,
-        seeds=a.seeds,
-        out=a.out,
-        options=_parse_opts(a.opt),
-        train=train,
-        task=a.task,
-        export=a.export,
-        pooling=a.pooling,
-        trust_remote_code=a.trust_remote_code,
-        max_length=a.max_length,
-        show=not a.quiet,
-        drift=a.drift,
-    )
+    compare(data_config(a), export=a.export, **ladder_kwargs(a))
 
 
 def _cmd_strategies(a) -> None:

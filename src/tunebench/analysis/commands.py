@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..cli import _add_data_args
+from ..cli import add_data_args, data_config
 
 
 def add_commands(sub) -> None:
@@ -18,7 +18,7 @@ def add_commands(sub) -> None:
         description="One forward pass (feature cache shared with compare), then a logistic-regression "
         "probe per layer and pooling. Writes OUT/probe.json and OUT/probe.png.",
     )
-    _add_data_args(p)
+    add_data_args(p)
     _add_model_args(p)
     p.set_defaults(func=_cmd_probe)
 
@@ -28,7 +28,7 @@ def add_commands(sub) -> None:
         description="Tokenizer fertility, unknown tokens, long words, truncation and a frozen probe; "
         "with --reference also vocabulary overlap and an embedding MMD. Writes OUT/gap.json.",
     )
-    _add_data_args(g)
+    add_data_args(g)
     _add_model_args(g)
     r = g.add_argument_group("reference")
     r.add_argument("--reference", help="named dataset (sst2, imdb) or a file (csv/tsv/jsonl/parquet)")
@@ -52,24 +52,6 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     m.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
 
 
-def _data_config(a):
-    from ..data import DataConfig
-
-    return DataConfig(
-        data=a.data,
-        dev=a.dev,
-        test=a.test,
-        data_dir=a.data_dir,
-        text_col=a.text_col,
-        label_col=a.label_col,
-        text_pair_col=a.text_pair_col,
-        train_size=a.train_size,
-        eval_size=a.eval_size,
-        test_fraction=a.test_fraction,
-        seed=a.data_seed,
-    )
-
-
 def _model_kwargs(a) -> dict:
     if a.batch_size < 1:
         from ..errors import TunebenchError
@@ -90,14 +72,14 @@ def _model_kwargs(a) -> dict:
 def _cmd_probe(a) -> None:
     from .probe import probe_layers
 
-    probe_layers(_data_config(a), seed=a.data_seed, **_model_kwargs(a))
+    probe_layers(data_config(a), seed=a.data_seed, **_model_kwargs(a))
 
 
 def _cmd_gap(a) -> None:
     from .gap import domain_gap
 
     domain_gap(
-        _data_config(a),
+        data_config(a),
         reference=a.reference,
         reference_text_col=a.reference_text_col,
         data_dir=a.data_dir,
