@@ -145,4 +145,4 @@ def test_per_strategy_options_override_global_training_flags():
     strategy, cfg = resolve_strategy("full", {"lr": "3e-5"}, {"lr": 1e-4, "epochs": 2}, max_length=128)
     assert cfg.lr == 3e-5 and cfg.epochs == 2 and cfg.max_length == 128
     _, head_cfg = resolve_strategy("head", {}, {}, max_length=128)
-    assert head_cfg.lr == 1e-3 and head_cfg.epochs == 10  # the strategy's own defaults
+    assert head_cfg.lr == 1e-3 and head_cfg.epochs == 20  # the strategy's own defaults

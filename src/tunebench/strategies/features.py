@@ -14,7 +14,6 @@ from ..errors import TunebenchError
 from ..extract import LAYER_CHOICES
 from .base import STRATEGIES, Strategy
 
-C_GRID = (0.001, 0.01, 0.1, 1.0, 10.0, 100.0)
 
 
 def _softmax(z: np.ndarray) -> np.ndarray:
@@ -31,7 +30,8 @@ class Features(Strategy):
     pooling: str = "auto"  # auto | mean | cls
     layers: str = "last"  # last | second-last | mean-of-last-4 | concat-last-4 | mean-of-all
     classifier: str = "logreg"  # logreg | mlp
-    C: float = 0.0  # 0: choose on dev from C_GRID
+    C: float = 0.0  # 0: choose on dev from `grid`
+    grid: str = "1e-4,1e-3,1e-2,0.1,1,10,100"  # inverse L2 strengths tried on dev
 
     def __post_init__(self):
         if self.layers not in LAYER_CHOICES:
@@ -49,7 +49,7 @@ class Features(Strategy):
         self.scale_ = X.std(0) + 1e-6
         Z, Z_dev = self._standardize(X), self._standardize(X_dev)
         best = None
-        grid = [self.C] if self.C > 0 else C_GRID
+        grid = [self.C] if self.C > 0 else [float(c) for c in self.grid.split(",")]
         for c in grid:
             clf = self._make(c, seed).fit(Z, y)
             score = float((clf.predict(Z_dev) == y_dev).mean())
