@@ -146,3 +146,29 @@ def test_per_strategy_options_override_global_training_flags():
     assert cfg.lr == 3e-5 and cfg.epochs == 2 and cfg.max_length == 128
     _, head_cfg = resolve_strategy("head", {}, {}, max_length=128)
     assert head_cfg.lr == 1e-3 and head_cfg.epochs == 20  # the strategy's own defaults
+
+
+def test_rebuilt_optimizer_keeps_the_schedule_position():
+    """Gradual unfreezing rebuilds the optimiser each epoch; the LR must continue, not restart warmup."""
+    model = _Head()
+    X = np.random.default_rng(0).normal(size=(32, 2)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(int)
+    cfg = TrainConfig(lr=1e-2, epochs=3, batch_size=8, patience=3, warmup_ratio=0.25)
+
+    def hook(m, epoch):
+        return decay_groups(m.named_parameters(), cfg.lr, 0.0) if epoch > 0 else None
+
+    result = fit(
+        model,
+        decay_groups(model.named_parameters(), cfg.lr, 0.0),
+        TensorBatches(X, y),
+        TensorBatches(X, y),
+        _Task(),
+        ["a", "b"],
+        cfg,
+        0,
+        hook,
+    )
+    rates = [h["lr"][0] for h in result.history]
+    f = lr_lambda("linear", 12, 0.25)
+    assert rates == pytest.approx([1e-2 * f(4), 1e-2 * f(8), 1e-2 * f(12)])

@@ -15,7 +15,6 @@ from ..extract import LAYER_CHOICES
 from .base import STRATEGIES, Strategy
 
 
-
 def _softmax(z: np.ndarray) -> np.ndarray:
     z = z - z.max(1, keepdims=True)
     e = np.exp(z)

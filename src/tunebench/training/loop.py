@@ -96,11 +96,13 @@ def fit(
     steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
     total_steps = steps_per_epoch * cfg.epochs
 
-    def new_optimizer(groups: list[dict]):
+    def new_optimizer(groups: list[dict], at_step: int = 0):
+        """A fresh optimiser whose schedule starts at `at_step` (gradual unfreezing keeps its position)."""
         for g in groups:
             g.setdefault("initial_lr", g["lr"])
         opt = make_optimizer(groups, device)
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(cfg.schedule, total_steps, cfg.warmup_ratio))
+        schedule = lr_lambda(cfg.schedule, total_steps, cfg.warmup_ratio)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule, last_epoch=at_step - 1)
         return opt, sched
 
     optimizer, scheduler = new_optimizer(param_groups) if param_groups else (None, None)
@@ -118,9 +120,7 @@ def fit(
                 if p.requires_grad and n not in was:
                     before_training[n] = p.detach().clone()
             if groups is not None:
-                optimizer, scheduler = new_optimizer(groups)
-                for _ in range(step):  # keep the schedule's position
-                    scheduler.step()
+                optimizer, scheduler = new_optimizer(groups, at_step=step)
         if optimizer is None:
             raise TunebenchError("this strategy leaves no trainable parameters; nothing to train")
 
