@@ -15,6 +15,11 @@ mkdir -p "$OUT"
 /usr/bin/time -f "%e s wall" -o "$OUT/imdb-default.time" \
   tunebench -q compare --data imdb --data-dir "$DATA" --train-size 2000 --eval-size 1000 --out "$OUT/imdb"
 
-# 3. Every strategy, three seeds (the seed-0 default-ladder runs of step 1 are reused).
+# 3. Every strategy (the default-ladder runs of step 1 are reused), export the best; add --seeds 0 1 2
+#    for mean ± std.
 tunebench -q compare --data sst2 --data-dir "$DATA" --train-size 2000 --out "$OUT/sst2" \
-  --strategies all --seeds 0 1 2 --export "$OUT/sst2-best"
+  --strategies all --export "$OUT/sst2-best"
+
+# 4. Layer probe (reuses the feature cache) and the HTML report of the SST-2 folder.
+tunebench -q probe --data sst2 --data-dir "$DATA" --train-size 2000 --out "$OUT/sst2"
+tunebench report "$OUT/sst2"
