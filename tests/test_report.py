@@ -281,7 +281,9 @@ def test_report_sections_and_escaping(out_dir, tmp_path):
         assert f"id='{anchor}'" in html
     for name in ("features", "head", "full"):
         assert f"<td class='l'>{name}</td>" in html
-    assert html.count("<svg") >= 3 and 'class="front"' in html and 'class="point' in html
+    assert html.count("<svg") >= 3 and 'class="point on-front"' in html
+    # the dashed front line joins the Pareto-optimal points when there is more than one
+    assert ('class="front"' in html) == (html.count('class="point on-front"') > 1)
     assert XSS not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert "<script" not in html.lower() and "http://" not in html.replace(
         'xmlns="http://www.w3.org/2000/svg"', ""

@@ -35,7 +35,7 @@ TRAIN_RATE = {
     "llrd": 84.0,
     "adapters": 80.0,
 }
-EPOCHS = {"head": 10, "last-k": 3, "full": 3, "lora": 3, "bitfit": 3, "gradual": 4, "llrd": 3, "adapters": 3}
+EPOCHS = {"head": 20, "last-k": 3, "full": 3, "lora": 3, "bitfit": 3, "gradual": 4, "llrd": 3, "adapters": 3}
 CANDIDATES = ("features", "head", "last-k", "lora", "bitfit", "full", "llrd", "gradual", "adapters")
 TRAINABLE_SHARE = {
     "lora": 0.015,
