@@ -20,6 +20,9 @@ mkdir -p "$OUT"
 tunebench -q compare --data sst2 --data-dir "$DATA" --train-size 2000 --out "$OUT/sst2" \
   --strategies all --export "$OUT/sst2-best"
 
-# 4. Layer probe (reuses the feature cache) and the HTML report of the SST-2 folder.
+# 4. Layer probe (reuses the feature cache), drift from the saved artifacts, domain gap against IMDB,
+#    and the HTML report of the SST-2 folder.
 tunebench -q probe --data sst2 --data-dir "$DATA" --train-size 2000 --out "$OUT/sst2"
+tunebench -q compare --data sst2 --data-dir "$DATA" --train-size 2000 --out "$OUT/sst2" --strategies all --drift
+tunebench -q gap --data sst2 --data-dir "$DATA" --train-size 2000 --reference imdb --out "$OUT/sst2"
 tunebench report "$OUT/sst2"
