@@ -200,6 +200,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `tunebench ... | head` closed the pipe: not an error of ours
+        sys.stderr.close()
+        return 141
     return 0
 
 
