@@ -17,6 +17,11 @@ from tunebench.training.loop import fit
 GRADIENT = [n for n, cls in STRATEGIES.items() if cls.kind == "gradient"]
 
 
+def dev_metrics(task, bundle):
+    """The loop's `evaluate`: dev outputs -> the task's metrics."""
+    return lambda out: task.metrics(out, np.asarray(bundle.dev.labels), bundle.label_names)
+
+
 @pytest.fixture(scope="module")
 def setup(tiny_model, tiny_data):
     backbone = load_backbone(tiny_model)
@@ -25,7 +30,7 @@ def setup(tiny_model, tiny_data):
     )
     task = get_task("text-classification")
     pad = backbone.tokenizer.pad_token_id
-    rows = {s: task.encode(backbone.tokenizer, getattr(bundle, s), 64) for s in ("train", "dev")}
+    rows = {s: task.encode(backbone, getattr(bundle, s), 64).rows for s in ("train", "dev")}
     data = {s: TokenBatches(rows[s], getattr(bundle, s).labels, pad) for s in rows}
     return backbone, bundle, task, data
 
@@ -91,7 +96,14 @@ def test_frozen_weights_bit_identical_and_trainable_ones_move(setup, name):
     trained = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
     cfg = strategy_config(strategy, epochs=1, warmup_ratio=0.0)
     fit(
-        model, strategy.param_groups(model, cfg), data["train"], data["dev"], task, bundle.label_names, cfg, 0
+        model,
+        strategy.param_groups(model, cfg),
+        data["train"],
+        data["dev"],
+        task,
+        dev_metrics(task, bundle),
+        cfg,
+        0,
     )
     after = dict(model.named_parameters())
     if name != "gradual":  # gradual unfreezes later layers in later epochs; one epoch = head only
@@ -116,7 +128,15 @@ def test_loss_falls(setup, name):
     cfg = strategy_config(strategy, epochs=6, lr=lr, batch_size=16, patience=6, dropout=0.0)
     groups = strategy.param_groups(model, cfg)
     result = fit(
-        model, groups, data["train"], data["dev"], task, bundle.label_names, cfg, 0, strategy.epoch_hook(cfg)
+        model,
+        groups,
+        data["train"],
+        data["dev"],
+        task,
+        dev_metrics(task, bundle),
+        cfg,
+        0,
+        strategy.epoch_hook(cfg),
     )
     losses = [h["train_loss"] for h in result.history]
     assert len(losses) == 6

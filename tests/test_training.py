@@ -94,7 +94,7 @@ def test_best_epoch_is_restored_when_dev_gets_worse(monkeypatch):
         TensorBatches(X, y),
         TensorBatches(X, y),
         task,
-        ["a", "b"],
+        lambda out: task.metrics(out, y, ["a", "b"]),
         cfg,
         0,
     )
@@ -115,7 +115,7 @@ def test_early_stopping_after_patience_epochs(monkeypatch):
         TensorBatches(X, y),
         TensorBatches(X, y),
         task,
-        ["a", "b"],
+        lambda out: task.metrics(out, y, ["a", "b"]),
         cfg,
         0,
     )
@@ -164,7 +164,7 @@ def test_rebuilt_optimizer_keeps_the_schedule_position():
         TensorBatches(X, y),
         TensorBatches(X, y),
         _Task(),
-        ["a", "b"],
+        lambda out: _Task().metrics(out, y, ["a", "b"]),
         cfg,
         0,
         hook,

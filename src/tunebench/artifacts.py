@@ -92,9 +92,8 @@ class Predictor:
             return
         from .model import TaskModel
 
-        head = self.task.build_head(
-            self.backbone.hidden_size, len(self.label_names), m["pooling"], m["dropout"]
-        )
+        n_out = m.get("num_outputs", len(self.label_names))
+        head = self.task.build_head(self.backbone.hidden_size, n_out, m["pooling"], m["dropout"])
         model = TaskModel(self.backbone.model, head)
         if mode == "delta":
             model = self.strategy.prepare(model)
@@ -114,19 +113,33 @@ class Predictor:
             head.load_state_dict(load_file(str(self.path / "head.safetensors")))
         self.model = model.eval()
 
-    def predict_logits(self, split, batch_size: int = 128, device: str = "auto") -> np.ndarray:
-        from .extract import all_layer_pools, select
-        from .training.batching import TokenBatches
+    def outputs(self, split, batch_size: int = 128, device: str = "auto"):
+        """(outputs, encoded split, per_example) for a split without labels: the model's raw outputs per
+        row (per example for bi-encoder strategies), and the encoding the task needs to decode them."""
+        from types import SimpleNamespace
+
+        from .runner import Context
         from .training.config import TrainConfig
-        from .training.loop import predict_logits
+        from .training.loop import predict_logits, resolve_device
 
         m = self.manifest
-        rows = self.task.encode(self.backbone.tokenizer, split, m["max_length"])
-        pad = self.backbone.tokenizer.pad_token_id or 0
-        if self.model is None:  # features
-            pools = all_layer_pools(self.backbone.model, rows, pad, batch_size, device, "auto")
-            return self.strategy.decision(select(pools, m["pooling"], m["layers"]))
+        bundle = SimpleNamespace(
+            name="predict", train=None, dev=None, test=split, label_names=self.label_names
+        )
+        ctx = Context(self.task, self.backbone, bundle, None, m["max_length"], m.get("long_text", "truncate"))
         cfg = TrainConfig(eval_batch_size=batch_size, device=device)
-        from .training.loop import resolve_device
+        if self.model is None:  # features: the strategy reads frozen features and applies its arrays
+            X = self.strategy.inputs(ctx, "test", cfg, m["pooling"])
+            return self.strategy.decision(X), ctx.enc["test"], self.strategy.per_example_inputs
+        return (
+            predict_logits(self.model, ctx.batches("test"), cfg, resolve_device(device)),
+            ctx.enc["test"],
+            False,
+        )
 
-        return predict_logits(self.model, TokenBatches(rows, None, pad), cfg, resolve_device(device))
+    def predict_logits(self, split, batch_size: int = 128, device: str = "auto") -> np.ndarray:
+        """Per-example outputs (chunk outputs pooled per text)."""
+        from .tasks.base import pool_groups
+
+        out, enc, per_example = self.outputs(split, batch_size, device)
+        return out if per_example else pool_groups(out, enc.groups)

@@ -53,7 +53,9 @@ def add_data_args(p: argparse.ArgumentParser) -> None:
 
 def add_ladder_args(c: argparse.ArgumentParser, default_strategies: str) -> None:
     """Model, strategies, seeds, output and training flags: shared by compare and curve."""
-    c.add_argument("--task", default="text-classification")
+    c.add_argument(
+        "--task", help="text-classification, text-regression, ... (default: the named dataset's task)"
+    )
     c.add_argument(
         "--model", default="minilm", help="hub id, local directory, or 'minilm' (packaged default)"
     )
@@ -62,6 +64,12 @@ def add_ladder_args(c: argparse.ArgumentParser, default_strategies: str) -> None
     c.add_argument("--out", default="tunebench-out", help="output folder (its run store makes reruns free)")
     c.add_argument("--pooling", default="auto", choices=["auto", "mean", "cls"])
     c.add_argument("--max-length", type=int)
+    c.add_argument(
+        "--long-text",
+        default="truncate",
+        choices=["truncate", "chunk"],
+        help="texts over the max length: cut them (default) or classify overlapping windows, mean of logits",
+    )
     c.add_argument("--trust-remote-code", action="store_true")
     c.add_argument(
         "--drift",
@@ -113,6 +121,7 @@ def ladder_kwargs(a) -> dict:
         "trust_remote_code": a.trust_remote_code,
         "max_length": a.max_length,
         "drift": a.drift,
+        "long_text": a.long_text,
         "show": not a.quiet,
     }
 
@@ -129,8 +138,8 @@ def _parser() -> argparse.ArgumentParser:
     add_ladder_args(c, "features head last-k full lora bitfit")
     c.add_argument("--export", help="copy the best run's artifact here")
 
-    s = sub.add_parser("strategies", help="list the strategies")
-    s.add_argument("--task", default="text-classification")
+    s = sub.add_parser("strategies", help="list the strategies (for one task: which apply and why not)")
+    s.add_argument("--task", help="show which strategies apply to this task and why the others don't")
 
     pr = sub.add_parser("predict", help="predict with an exported run")
     pr.add_argument("--model", required=True, help="directory written by compare --export")
@@ -166,22 +175,31 @@ def _cmd_strategies(a) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from .strategies import DEFAULT_LADDER, STRATEGIES
+    from .strategies import STRATEGIES
+    from .tasks import TASKS, get_task
 
-    table = Table(title="tunebench strategies (* = in the default ladder)")
-    for col in ("name", "what trains", "defaults"):
+    task = get_task(a.task) if a.task else None
+    ladder = task.default_ladder() if task else get_task("text-classification").default_ladder()
+    title = (
+        f"strategies for {a.task}" if task else f"tunebench strategies · tasks: {', '.join(TASKS.names())}"
+    )
+    table = Table(title=title + " (* = in the default ladder)")
+    for col in ("name", "what trains", "defaults") + (("applies",) if task else ()):
         table.add_column(col)
     for name, cls in STRATEGIES.items():
         defaults = ", ".join(f"{k}={v}" for k, v in {**cls.train_defaults, **cls().settings()}.items())
-        table.add_row(name + (" *" if name in DEFAULT_LADDER else ""), cls.summary, defaults)
+        row = [name + (" *" if name in ladder else ""), cls.summary, defaults]
+        if task:
+            row.append("no: " + task.applies(name) if task.applies(name) else "yes")
+        table.add_row(*row)
     Console().print(table)
 
 
 def _cmd_predict(a) -> None:
     from .prediction import predict
 
-    labels, _ = predict(a.model, a.data, a.out, a.text_col, a.text_pair_col, device=a.device)
-    logging.getLogger("tunebench").info("wrote %d predictions to %s", len(labels), a.out)
+    rows = predict(a.model, a.data, a.out, a.text_col, a.text_pair_col, device=a.device)
+    logging.getLogger("tunebench").info("wrote %d predictions to %s", len(rows), a.out)
 
 
 def main(argv: list[str] | None = None) -> int:

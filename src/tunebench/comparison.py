@@ -10,7 +10,7 @@ from pathlib import Path
 from . import leaderboard
 from .errors import TunebenchError
 from .store import RunStore, run_key
-from .strategies import DEFAULT_LADDER, STRATEGIES
+from .strategies import STRATEGIES
 from .training.config import TrainConfig
 
 log = logging.getLogger("tunebench")
@@ -51,41 +51,45 @@ def compare(
     out: str | Path = "tunebench-out",
     options: dict[str, dict[str, str]] | None = None,
     train: dict | None = None,
-    task: str = "text-classification",
+    task: str | None = None,
     export: str | Path | None = None,
     pooling: str = "auto",
     trust_remote_code: bool = False,
     max_length: int | None = None,
     show: bool = True,
     drift: bool = False,
+    long_text: str = "truncate",
 ) -> list[dict]:
     """Run `strategies` x `seeds` on `data`; returns the leaderboard rows (best first).
 
     `data` is a DataConfig, or a dataset name / train-file path. Finished runs in `out` are reused.
     `drift=True` adds each fine-tuning run's per-layer representation drift (linear CKA, see
     analysis/drift.py) to its record; it is not part of the run key, so finished runs without it get
-    it from their saved artifact instead of being retrained.
+    it from their saved artifact instead of being retrained. `task` defaults to the named dataset's
+    task, else text classification. `long_text="chunk"` classifies long texts by overlapping windows.
     """
     from .backbones import load_backbone
-    from .data import DataConfig, load_text_classification
+    from .data import DataConfig
     from .runner import Context, run_one
     from .tasks import get_task
 
     quiet_libraries()
     if isinstance(data, str):
         data = DataConfig(data=data)
-    names = strategies or list(DEFAULT_LADDER)
-    if names == ["all"]:
-        names = STRATEGIES.names()
+    if long_text not in ("truncate", "chunk"):
+        raise TunebenchError(f"--long-text {long_text}: choose truncate or chunk")
     options = options or {}
-    for n in [*names, *options]:
-        STRATEGIES.get(n)  # unknown names fail before any work
+    for n in [*(strategies or []), *options]:
+        if n != "all":
+            STRATEGIES.get(n)  # unknown names fail before any work
     out = Path(out)
+    task = task or default_task(data)
     task_obj = get_task(task)
-    bundle = load_text_classification(data)
+    bundle = task_obj.load(data)
+    names = plan_strategies(task_obj, bundle, strategies)
     backbone = load_backbone(model, trust_remote_code, pooling)
     limit = min(max_length or backbone.max_length, backbone.max_length)
-    ctx = Context(task_obj, backbone, bundle, out, limit, drift=drift)
+    ctx = Context(task_obj, backbone, bundle, out, limit, long_text=long_text, drift=drift)
     log.info("%s · model %s (max length %d, %s pooling)", bundle.describe(), model, limit, backbone.pooling)
     if ctx.truncated_share() > 0.1:
         log.warning("%.0f%% of training texts are truncated at %d tokens", 100 * ctx.truncated_share(), limit)
@@ -104,6 +108,8 @@ def compare(
                 "train": cfg.as_dict(),
                 "seed": seed,
             }
+            if long_text != "truncate":  # only when set, so runs stored before the option keep their keys
+                identity["long_text"] = long_text
             plans.append(Plan(strategy, cfg, seed, run_key(identity)))
 
     records = []
@@ -134,6 +140,35 @@ def compare(
     if export:
         export_best(rows, out, Path(export))
     return rows
+
+
+def default_task(data) -> str:
+    """The task of a named dataset; text classification for files."""
+    from .data import DATASETS
+
+    name = data.data if hasattr(data, "data") else str(data)
+    return DATASETS[name].task if name in DATASETS else "text-classification"
+
+
+def plan_strategies(task, bundle, strategies: list[str] | None) -> list[str]:
+    """The strategies to run: asked-for names must apply to the task (else one line saying why); the
+    default ladder and `all` quietly leave out those that don't."""
+    if strategies and strategies != ["all"]:
+        for n in strategies:
+            reason = task.applies(n, bundle)
+            if reason:
+                raise TunebenchError(f"strategy '{n}' does not apply to {task.name}: {reason}")
+        return list(strategies)
+    names = STRATEGIES.names() if strategies == ["all"] else task.default_ladder(bundle)
+    skipped = [n for n in names if task.applies(n, bundle)]
+    if skipped:
+        log.info(
+            "not for %s: %s (tunebench strategies --task %s says why)",
+            task.name,
+            ", ".join(skipped),
+            task.name,
+        )
+    return [n for n in names if n not in skipped]
 
 
 def _add_drift(ctx, plan: Plan, record: dict, out: Path, store: RunStore) -> dict:

@@ -1,4 +1,5 @@
-"""`tunebench predict`: label + class probabilities for a file, from any exported strategy."""
+"""`tunebench predict`: predictions for a file from any exported strategy, in the task's own form
+(label + class probabilities, a score, word/tag pairs, answer text + score)."""
 
 from __future__ import annotations
 
@@ -13,10 +14,13 @@ from .errors import TunebenchError
 
 @dataclass
 class Texts:
-    """What a task's `encode` needs from a split, without labels."""
+    """What a text task's `encode` needs from a split, without labels."""
 
     texts: list[str]
     text_pairs: list[str] | None = None
+
+    def __len__(self) -> int:
+        return len(self.texts)
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -51,20 +55,21 @@ def predict(
     text_pair_col: str | None = None,
     batch_size: int = 128,
     device: str = "auto",
-) -> tuple[list[str], np.ndarray]:
-    """Returns (labels, probabilities (N, C)); writes a CSV with label and prob_<class> if `out` is given."""
+) -> list[dict]:
+    """One dict per input example (the task decides the fields: label + prob_<class>, score, tokens/tags,
+    answer + score); written as CSV to `out` if given."""
     from .artifacts import Predictor
 
     predictor = Predictor(model)
-    texts = read_texts(data, text_col, text_pair_col)
-    probs = softmax(predictor.predict_logits(texts, batch_size, device))
-    names = predictor.label_names
-    labels = [names[i] for i in probs.argmax(-1)]
+    task = predictor.task
+    inputs = task.read_inputs(data, text_col=text_col, text_pair_col=text_pair_col)
+    outputs, enc, per_example = predictor.outputs(inputs, batch_size, device)
+    rows = task.predictions(outputs, enc if not per_example else None, inputs, predictor.label_names)
     if out is not None:
         Path(out).parent.mkdir(parents=True, exist_ok=True)
         with open(out, "w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(["row", "label", *[f"prob_{n}" for n in names]])
-            for i, (label, p) in enumerate(zip(labels, probs)):
-                w.writerow([i + 1, label, *[f"{x:.6f}" for x in p]])
-    return labels, probs
+            w = csv.DictWriter(f, fieldnames=["row", *rows[0]] if rows else ["row"])
+            w.writeheader()
+            for i, r in enumerate(rows, 1):
+                w.writerow({"row": i, **r})
+    return rows

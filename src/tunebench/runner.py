@@ -7,7 +7,7 @@ import random
 import shutil
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -21,45 +21,82 @@ from .extract import FeatureCache, select
 from .measure import PeakMemory
 from .model import HeadOnFeatures, TaskModel, count_parameters
 from .strategies.base import Strategy
-from .training.batching import TensorBatches, TokenBatches
+from .training.batching import TensorBatches
 from .training.config import TrainConfig
 from .training.loop import Diverged, fit, predict_logits, resolve_device
 
 
 @dataclass
 class Context:
-    """What every run of one compare shares: data, backbone, task, tokenized splits, caches."""
+    """What every run of one compare shares: data, backbone, task, encoded splits, caches."""
 
     task: object
     backbone: object
     bundle: object
     out_dir: Path
     max_length: int
-    rows: dict[str, list] = field(default_factory=dict)  # split name -> tokenized rows
-    cache: FeatureCache | None = None
+    long_text: str = "truncate"  # or "chunk": windows of long texts, predictions pooled per text
     drift: bool = False  # measure representation drift after fine-tuning (analysis/drift.py)
+    enc: dict = field(default_factory=dict)  # split name -> Encoded
+    cache: FeatureCache | None = None
+    extract_seconds: float = 0.0  # forward-pass seconds of frozen feature extraction in the current run
 
     def __post_init__(self):
         self.cache = FeatureCache(self.out_dir)
         for name in ("train", "dev", "test"):
             split = getattr(self.bundle, name)
             if split is not None:
-                self.rows[name] = self.task.encode(self.backbone.tokenizer, split, self.max_length)
+                self.enc[name] = self.task.encode(self.backbone, split, self.max_length, self.long_text)
 
     @property
     def splits(self) -> list[str]:
-        return list(self.rows)
+        return list(self.enc)
 
-    def labels(self, split: str) -> np.ndarray:
-        return np.asarray(getattr(self.bundle, split).labels)
+    @property
+    def rows(self) -> dict[str, list]:
+        return {s: e.rows for s, e in self.enc.items()}
 
-    def label_counts(self, split: str) -> dict[str, int]:
+    def split(self, name: str):
+        return getattr(self.bundle, name)
+
+    def targets(self, name: str):
+        """What the loss compares with, one per row of the encoded split."""
+        return self.enc[name].targets
+
+    def labels(self, name: str) -> np.ndarray:
+        """One label per example (not per chunk)."""
+        return self.task.example_labels(self.split(name))
+
+    def score(self, name: str, outputs, per_example: bool = False) -> dict:
+        enc = self.enc[name]
+        if per_example:  # outputs already one per example (bi-encoder strategies never chunk)
+            enc = replace(enc, groups=None)
+        return self.task.score(outputs, enc, self.split(name), self.bundle.label_names)
+
+    def batches(self, name: str):
+        return self.task.batches(self.enc[name], self.backbone)
+
+    def label_counts(self, split: str) -> dict[str, int] | None:
+        if self.task.regression or self.task.token_level:
+            return None
         counts = np.bincount(self.labels(split), minlength=len(self.bundle.label_names))
         return {name: int(c) for name, c in zip(self.bundle.label_names, counts)}
 
     def truncated_share(self, split: str = "train") -> float:
-        rows = self.rows[split]
-        return sum(len(r["input_ids"]) >= self.max_length for r in rows) / max(len(rows), 1)
+        """Share of examples cut at max length (0 when chunking: nothing is cut off)."""
+        enc = self.enc[split]
+        if self.long_text == "chunk" or not enc.rows or "input_ids" not in enc.rows[0]:
+            return 0.0
+        return sum(len(r["input_ids"]) >= self.max_length for r in enc.rows) / max(len(enc.rows), 1)
+
+    def pooled(self, rows: list[dict], cfg: TrainConfig, pooling: str, layers: str) -> np.ndarray:
+        """Frozen pooled features of token rows (through the on-disk cache); adds the forward-pass
+        seconds to `extract_seconds`."""
+        pools = self.cache.get(
+            self.backbone, rows, self.max_length, cfg.eval_batch_size, cfg.device, cfg.precision
+        )
+        self.extract_seconds += self.cache.seconds
+        return select(pools, pooling, layers)
 
 
 def seed_everything(seed: int) -> None:
@@ -98,7 +135,9 @@ def run_one(ctx: Context, strategy: Strategy, cfg: TrainConfig, seed: int, key: 
         "pooling": ctx.backbone.pooling,
         "data": ctx.bundle.name,
         "data_fingerprint": ctx.bundle.fingerprint(),
-        "sizes": {s: len(ctx.rows[s]) for s in ctx.splits},
+        "sizes": {s: len(ctx.split(s)) for s in ctx.splits},
+        "rows": {s: len(ctx.enc[s]) for s in ctx.splits},
+        "long_text": ctx.long_text,
         "label_counts": {s: ctx.label_counts(s) for s in ctx.splits},
         "truncated_share": {s: round(ctx.truncated_share(s), 4) for s in ctx.splits},
         "versions": library_versions(),
@@ -109,6 +148,7 @@ def run_one(ctx: Context, strategy: Strategy, cfg: TrainConfig, seed: int, key: 
     try:
         with PeakMemory(resolve_device(cfg.device)) as mem:
             seed_everything(seed)
+            ctx.extract_seconds = 0.0
             if strategy.kind == "features":
                 outcome = _run_features(ctx, strategy, cfg, seed, run_dir)
             else:
@@ -141,46 +181,52 @@ def _manifest(ctx: Context, strategy: Strategy, cfg: TrainConfig, pooling: str, 
         "pooling": pooling,
         "layers": layers,
         "max_length": ctx.max_length,
+        "long_text": ctx.long_text,
         "dropout": cfg.dropout,
         "label_names": ctx.bundle.label_names,
+        "num_outputs": ctx.task.num_outputs(ctx.bundle),
     }
 
 
-def _pooled(
-    ctx: Context, split: str, cfg: TrainConfig, pooling: str, layers: str
-) -> tuple[np.ndarray, float]:
-    pools = ctx.cache.get(
-        ctx.backbone, ctx.rows[split], ctx.max_length, cfg.eval_batch_size, cfg.device, cfg.precision
-    )
-    return select(pools, pooling, layers), ctx.cache.seconds
-
-
-def _finish(ctx, run_dir: Path, logits: dict[str, np.ndarray], label_names) -> dict:
-    """Metrics per split + the logits saved beside the artifact (for later analysis)."""
-    save_np({k: v for k, v in logits.items()}, str(run_dir / "predictions.safetensors"))
-    return {f"{s}_metrics": ctx.task.metrics(v, ctx.labels(s), label_names) for s, v in logits.items()}
+def _finish(ctx, run_dir: Path, outputs: dict, per_example: bool = False) -> dict:
+    """Metrics per split + the outputs saved beside the artifact (for later analysis)."""
+    arrays = {}
+    for s, v in outputs.items():
+        if isinstance(v, list):  # token-level: rows of different lengths, stored end to end
+            arrays[s] = np.concatenate(v) if v else np.zeros((0,), np.float32)
+            arrays[f"{s}.lengths"] = np.asarray([len(x) for x in v], dtype=np.int64)
+        else:
+            arrays[s] = v
+    save_np(arrays, str(run_dir / "predictions.safetensors"))
+    return {f"{s}_metrics": ctx.score(s, v, per_example) for s, v in outputs.items()}
 
 
 def _run_features(ctx: Context, strategy, cfg: TrainConfig, seed: int, run_dir: Path) -> dict:
     pooling = ctx.backbone.pooling if strategy.pooling == "auto" else strategy.pooling
-    X, extract_s = {}, 0.0
-    for s in ctx.splits:
-        X[s], secs = _pooled(ctx, s, cfg, pooling, strategy.layers)
-        extract_s += secs
+    per_example = strategy.per_example_inputs
+    X = {s: strategy.inputs(ctx, s, cfg, pooling) for s in ctx.splits}
+    y = {s: ctx.labels(s) if per_example else ctx.targets(s) for s in ctx.splits}
+    primary = ctx.task.primary_metric
+
+    def dev_score(logits: np.ndarray) -> float:
+        return ctx.score("dev", logits, per_example)[primary]
+
     t0 = time.perf_counter()
-    strategy.fit(X["train"], ctx.labels("train"), X["dev"], ctx.labels("dev"), seed)
+    strategy.fit(
+        X["train"], y["train"], X["dev"], y["dev"], seed, score=dev_score, regression=ctx.task.regression
+    )
     train_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     logits = {s: strategy.decision(X[s]) for s in ctx.splits if s != "train"}
     eval_s = time.perf_counter() - t0
-    n_params = sum(a.size for a in strategy.state().values() if a is not None) - 2 * X["train"].shape[1]
+    n_params = strategy.trainable_count()
     total = sum(p.numel() for p in ctx.backbone.model.parameters()) + n_params
     size = save_artifact(run_dir, _manifest(ctx, strategy, cfg, pooling, strategy.layers), strategy)
     return {
-        **_finish(ctx, run_dir, logits, ctx.bundle.label_names),
+        **_finish(ctx, run_dir, logits, per_example),
         "chosen": {"C": strategy.C_},
         "times": {
-            "extraction": round(extract_s, 2),
+            "extraction": round(ctx.extract_seconds, 2),
             "training": round(train_s, 2),
             "evaluation": round(eval_s, 2),
         },
@@ -192,28 +238,33 @@ def _run_features(ctx: Context, strategy, cfg: TrainConfig, seed: int, run_dir: 
 
 
 def _run_gradient(ctx: Context, strategy, cfg: TrainConfig, seed: int, run_dir: Path) -> dict:
-    names = ctx.bundle.label_names
     pooling = ctx.backbone.pooling
     device = resolve_device(cfg.device)
-    head = ctx.task.build_head(ctx.backbone.hidden_size, len(names), pooling, cfg.dropout)
+    head = ctx.task.build_head(
+        ctx.backbone.hidden_size, ctx.task.num_outputs(ctx.bundle), pooling, cfg.dropout
+    )
     backbone_module = ctx.backbone.random_model(seed) if strategy.from_scratch else ctx.backbone.fresh_model()
     full_model = strategy.prepare(TaskModel(backbone_module, head))
-    extract_s = 0.0
     if strategy.uses_cached_features:  # head-only: frozen pooled features, computed once
-        feats = {}
-        for s in ctx.splits:
-            feats[s], secs = _pooled(ctx, s, cfg, pooling, "last")
-            extract_s += secs
+        feats = {s: ctx.pooled(ctx.enc[s].rows, cfg, pooling, "last") for s in ctx.splits}
         model = HeadOnFeatures(full_model.head)
-        data = {s: TensorBatches(feats[s], ctx.labels(s)) for s in ctx.splits}
+        data = {s: TensorBatches(feats[s], ctx.targets(s)) for s in ctx.splits}
     else:
         model = full_model
-        pad = ctx.backbone.tokenizer.pad_token_id or 0
-        data = {s: TokenBatches(ctx.rows[s], ctx.labels(s), pad) for s in ctx.splits}
+        data = {s: ctx.batches(s) for s in ctx.splits}
     groups = strategy.param_groups(model, cfg)
     hook = strategy.epoch_hook(cfg)
     result = fit(
-        model, groups, data["train"], data["dev"], ctx.task, names, cfg, seed, hook, description=strategy.name
+        model,
+        groups,
+        data["train"],
+        data["dev"],
+        ctx.task,
+        lambda outputs: ctx.score("dev", outputs),
+        cfg,
+        seed,
+        hook,
+        description=strategy.name,
     )
     t0 = time.perf_counter()
     logits = {s: predict_logits(model, data[s], cfg, device) for s in ctx.splits if s != "train"}
@@ -227,12 +278,12 @@ def _run_gradient(ctx: Context, strategy, cfg: TrainConfig, seed: int, run_dir: 
 
         drift = drift_entry(ctx, strategy, full_model.backbone, cfg)
     return {
-        **_finish(ctx, run_dir, logits, names),
+        **_finish(ctx, run_dir, logits),
         "best_epoch": result.best_epoch,
         "history": result.history,
         "steps": result.steps,
         "times": {
-            "extraction": round(extract_s, 2),
+            "extraction": round(ctx.extract_seconds, 2),
             "training": round(result.train_seconds, 2),
             "evaluation": round(eval_s, 2),
         },

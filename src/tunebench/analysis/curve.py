@@ -38,9 +38,10 @@ def learning_curve(
     `data_cfg`: a DataConfig or a dataset name / train-file path, without train_size. `compare_kwargs`
     go to `compare` (model, options, train, task, pooling, max_length, trust_remote_code, drift).
     Sizes above the training rows available are capped at that number, with a note."""
-    from ..comparison import compare
-    from ..data import DataConfig, load_text_classification
+    from ..comparison import compare, default_task
+    from ..data import DataConfig
     from ..strategies import STRATEGIES
+    from ..tasks import get_task
 
     if isinstance(data_cfg, str):
         data_cfg = DataConfig(data=data_cfg)
@@ -58,7 +59,8 @@ def learning_curve(
     for n in names:
         STRATEGIES.get(n)  # unknown names fail before any work
 
-    bundle = load_text_classification(data_cfg)  # the full training split: what the sizes are capped at
+    task = get_task(compare_kwargs.get("task") or default_task(data_cfg))
+    bundle = task.load(data_cfg)  # the full training split: what the sizes are capped at
     available = len(bundle.train)
     notes, effective = [], []
     for size in sorted(set(sizes)):

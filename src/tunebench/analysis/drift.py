@@ -233,7 +233,7 @@ def _classification_probe(cfg, tokenizer, max_length: int, sides: dict, embed: d
     task = get_task("text-classification")
     bundle = load_text_classification(cfg)
     splits = {s: getattr(bundle, s) for s in ("train", "dev", "test") if getattr(bundle, s) is not None}
-    rows = {s: task.encode(tokenizer, split, max_length) for s, split in splits.items()}
+    rows = {s: task.encode(tokenizer, split, max_length).rows for s, split in splits.items()}
     labels = {s: np.asarray(split.labels) for s, split in splits.items()}
     metric = task.primary_metric
     result = {

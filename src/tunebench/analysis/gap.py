@@ -491,10 +491,10 @@ def _embeddings(ref_texts, train, train_pools, backbone, task, limit, out, extra
     ref_split = TextSplit(
         [ref_texts[i] for i in rng.choice(len(ref_texts), 2 * n, replace=False)], [0] * (2 * n)
     )
-    ref_pools = cache.get(backbone, task.encode(backbone.tokenizer, ref_split, limit), limit, **extract)
+    ref_pools = cache.get(backbone, task.encode(backbone, ref_split, limit).rows, limit, **extract)
     seconds += cache.seconds
     if train.text_pairs is not None:  # the reference has single texts: embed the target's alike
-        rows = task.encode(backbone.tokenizer, TextSplit(train.texts, train.labels), limit)
+        rows = task.encode(backbone, TextSplit(train.texts, train.labels), limit).rows
         train_pools = cache.get(backbone, rows, limit, **extract)
         seconds += cache.seconds
     target = sentence_embeddings(train_pools)[rng.choice(len(train), n, replace=False)]

@@ -73,7 +73,7 @@ def frozen_features(
         split = getattr(bundle, name)
         if split is None:
             continue
-        rows = task.encode(backbone.tokenizer, split, limit)
+        rows = task.encode(backbone, split, limit).rows
         pools[name] = cache.get(backbone, rows, limit, **extract)
         seconds += cache.seconds
     return pools, seconds

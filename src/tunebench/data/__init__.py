@@ -16,6 +16,7 @@ from tunebench.data.text import (
     DataConfig,
     TextSplit,
     load_text_classification,
+    load_text_regression,
 )
 
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
     "get_dataset",
     "load_table",
     "load_text_classification",
+    "load_text_regression",
     "locate",
     "read_table",
     "register_dataset",

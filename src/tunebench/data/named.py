@@ -27,6 +27,7 @@ class NamedDataset:
     files: Mapping[str, str]  # split ("train", "dev", "test", ...) -> path relative to the data dir
     columns: Mapping[str, str] = field(default_factory=dict)  # role ("text", "label", ...) -> column
     description: str = ""
+    read: Mapping[str, object] = field(default_factory=dict)  # load_table options (fmt, names)
 
 
 DATASETS: dict[str, NamedDataset] = {}
@@ -109,5 +110,17 @@ register_dataset(
         files={"train": "imdb/train.jsonl.gz", "test": "imdb/test.jsonl.gz"},
         columns={"text": "text", "label": "label"},
         description="IMDB (aclImdb v1.0) full reviews, 2 classes; dev is split off train",
+    )
+)
+register_dataset(
+    NamedDataset(
+        name="stsb",
+        task="text-regression",
+        files={"train": "stsb/sts-train.csv", "dev": "stsb/sts-dev.csv", "test": "stsb/sts-test.csv"},
+        columns={"text": "sentence1", "text_pair": "sentence2", "label": "score"},
+        description="STS Benchmark sentence pairs, similarity 0-5 (original release, test scores included)",
+        # tab-separated despite the .csv name, no header, no quoting; some lines carry extra
+        # license/source columns, so only the first 7 fields are read
+        read={"fmt": "tsv", "names": ["genre", "file", "year", "id", "score", "sentence1", "sentence2"]},
     )
 )

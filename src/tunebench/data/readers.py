@@ -77,13 +77,15 @@ def read_table(path: str | os.PathLike) -> tuple[dict[str, list], int]:
     return table.columns, table.n_rows
 
 
-def load_table(path: str | os.PathLike, *, names: list[str] | None = None) -> Table:
+def load_table(path: str | os.PathLike, *, names: list[str] | None = None, fmt: str | None = None) -> Table:
     """Read CSV/TSV/JSONL/JSON/Parquet (optionally .gz) with row positions for error messages.
 
     `names` is for header-less CSV/TSV files (e.g. STS-B): the first line is data, fields beyond
-    `names` are ignored.
+    `names` are ignored. `fmt` overrides the format the file name suggests (STS-B's `.csv` files are
+    tab-separated).
     """
-    fmt, gz = detect_format(path)
+    detected, gz = detect_format(path)
+    fmt = fmt or detected
     data = _read_bytes(path, gz)
     if fmt == "parquet":
         return _parse_parquet(path, data)

@@ -111,6 +111,7 @@ class DataBundle:
     dev: TextSplit
     test: TextSplit | None
     label_names: list[str] = field(default_factory=list)
+    regression: bool = False  # labels are numbers to predict (label_names == ["score"])
 
     @property
     def num_labels(self) -> int:
@@ -128,7 +129,7 @@ class DataBundle:
         parts = [f"train {len(self.train)}", f"dev {len(self.dev)}"]
         if self.test is not None:
             parts.append(f"test {len(self.test)}")
-        parts.append(f"{self.num_labels} classes")
+        parts.append("regression" if self.regression else f"{self.num_labels} classes")
         return f"{self.name}: " + " · ".join(parts)
 
 
@@ -201,30 +202,33 @@ def _looks_like_path(data: str) -> bool:
     return os.path.exists(data) or Path(name).suffix in FORMATS or data.startswith((".", "/", "~"))
 
 
-def _resolve_sources(cfg: DataConfig) -> _Sources:
+def _resolve_sources(cfg: DataConfig, task: str = "text-classification") -> _Sources:
     data = cfg.data
     if data in DATASETS and not os.path.isfile(data):
         ds = get_dataset(data)
-        if ds.task != "text-classification":
-            raise TunebenchError(f"dataset '{data}' is for {ds.task}, not text classification")
+        if ds.task != task:
+            raise TunebenchError(f"dataset '{data}' is for {ds.task}, not {task}; pass --task {ds.task}")
         paths = locate(ds, cfg.data_dir)
-        src = _Sources(ds.name, load_table(paths["train"]), None, None, ds.columns)
+        src = _Sources(ds.name, load_table(paths["train"], **ds.read), None, None, ds.columns)
         default_dev, default_test = paths.get("dev"), paths.get("test")
+        read = dict(ds.read)
     elif _looks_like_path(data):
         name = Path(re.sub(r"\.gz$", "", data, flags=re.I)).stem
         src = _Sources(name, load_table(data), None, None)
         default_dev = default_test = None
+        read = {}
     elif _HUB_ID.fullmatch(data):
         return _hub_sources(data, cfg)
     else:
-        names = ", ".join(dataset_names("text-classification"))
+        names = ", ".join(dataset_names(task))
         raise TunebenchError(
             f"unknown dataset '{data}': not a registered name ({names}) and no file {describe_path(data)}; "
             "give one of the names or the path of a data file"
         )
-    dev, test = cfg.dev or default_dev, cfg.test or default_test
-    src.dev = load_table(dev) if dev else None
-    src.test = load_table(test) if test else None
+    src.dev = load_table(cfg.dev) if cfg.dev else load_table(default_dev, **read) if default_dev else None
+    src.test = (
+        load_table(cfg.test) if cfg.test else load_table(default_test, **read) if default_test else None
+    )
     return src
 
 
@@ -411,3 +415,89 @@ def _split_off(train: TextSplit, n: int, what: str, why: str, seed: int) -> tupl
 
 def _cap(split: TextSplit, n: int, seed: int) -> TextSplit:
     return split if len(split) <= n else split.subset(_take(split.labels, n, seed)[1])
+
+
+# ----------------------------------------------------------------------------- regression targets
+
+
+def load_text_regression(cfg: DataConfig) -> DataBundle:
+    """Like `load_text_classification`, with a number to predict per text (pair): STS-B similarity."""
+    src = _resolve_sources(cfg, "text-regression")
+    text_col = _pick_column(src.train, cfg.text_col or src.columns.get("text"), TEXT_COLUMNS, "text")
+    label_col = _pick_column(
+        src.train, cfg.label_col or src.columns.get("label"), ("score", *LABEL_COLUMNS), "label"
+    )
+    pair_col = cfg.text_pair_col or src.columns.get("text_pair")
+    if pair_col is not None:
+        _pick_column(src.train, pair_col, (), "text-pair")
+    cols = (text_col, label_col, pair_col)
+
+    def split(table: Table | None) -> TextSplit | None:
+        if table is None:
+            return None
+        if table.n_rows == 0:
+            raise TunebenchError(f"{table.source}: no data rows; the file needs data rows")
+        for col, role in zip(cols, ("text", "label", "text-pair")):
+            if col is not None:
+                _pick_column(table, col, (), role)
+        texts = _text_values(table, text_col)
+        pairs = _text_values(table, pair_col) if pair_col else None
+        return TextSplit(
+            texts,
+            [_number(table, i, v, label_col) for i, v in enumerate(table.columns[label_col])],
+            pairs,
+            table.source,
+        )
+
+    train, dev, test = split(src.train), split(src.dev), split(src.test)
+    n_total = len(train)
+    if test is None and cfg.test_fraction > 0:
+        train, test = _split_off(
+            train, round(cfg.test_fraction * n_total), "test", f"test_fraction {cfg.test_fraction}", cfg.seed
+        )
+    if dev is None:
+        if cfg.dev_fraction == 0:
+            raise TunebenchError(
+                f"{train.source}: no dev set; give a dev file with --dev FILE or a --dev-fraction above 0"
+            )
+        train, dev = _split_off(
+            train, round(cfg.dev_fraction * n_total), "dev", f"dev_fraction {cfg.dev_fraction}", cfg.seed
+        )
+    if cfg.train_size is not None and cfg.train_size != len(train):
+        if cfg.train_size > len(train):
+            raise TunebenchError(
+                f"train_size {cfg.train_size} is larger than the {len(train)} train rows available "
+                f"in {train.source}; lower --train-size or drop it"
+            )
+        train = train.subset(_take(_bins(train.labels), cfg.train_size, cfg.seed)[1])
+    if cfg.eval_size is not None:
+        dev = _cap_numbers(dev, cfg.eval_size, cfg.seed)
+        test = None if test is None else _cap_numbers(test, cfg.eval_size, cfg.seed)
+    if len(set(train.labels)) < 2:
+        raise TunebenchError(f"{train.source}: every training target is {train.labels[0]}; nothing to learn")
+    return DataBundle(src.name, train, dev, test, ["score"], regression=True)
+
+
+def _number(table: Table, i: int, v: object, col: str) -> float:
+    try:
+        x = float(v.strip() if isinstance(v, str) else v)
+        if x != x or x in (float("inf"), float("-inf")):
+            raise ValueError
+        return x
+    except (TypeError, ValueError, AttributeError):
+        raise TunebenchError(
+            f"{table.source} {table.where(i)}: target {v!r} in column '{col}' is not a number; "
+            "text regression needs a numeric target (use --task text-classification for classes)"
+        ) from None
+
+
+def _bins(values: list[float], n: int = 5) -> list[int]:
+    """Quantile bins of a numeric target, so subsamples keep its distribution (stratified by bin)."""
+    import numpy as np
+
+    edges = np.quantile(values, np.linspace(0, 1, n + 1)[1:-1])
+    return np.searchsorted(edges, values, side="right").tolist()
+
+
+def _cap_numbers(split: TextSplit, n: int, seed: int) -> TextSplit:
+    return split if len(split) <= n else split.subset(_take(_bins(split.labels), n, seed)[1])

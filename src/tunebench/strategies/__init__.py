@@ -2,6 +2,7 @@
 
 from . import (  # noqa: F401  (each module registers itself)
     adapters,
+    bi_encoder,
     bitfit,
     features,
     full,

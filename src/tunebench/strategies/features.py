@@ -7,6 +7,7 @@ pooling or another layer combination costs no forward pass.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
@@ -31,6 +32,7 @@ class Features(Strategy):
     classifier: str = "logreg"  # logreg | mlp
     C: float = 0.0  # 0: choose on dev from `grid`
     grid: str = "1e-4,1e-3,1e-2,0.1,1,10,100"  # inverse L2 strengths tried on dev
+    per_example_inputs: ClassVar[bool] = False  # inputs one per example (bi-encoders), not one per row
 
     def __post_init__(self):
         if self.layers not in LAYER_CHOICES:
@@ -42,29 +44,67 @@ class Features(Strategy):
         if self.pooling not in ("auto", "mean", "cls"):
             raise TunebenchError(f"--opt features.pooling={self.pooling}: choose auto, mean or cls")
 
+    # -- what it reads: frozen pooled features of the task's encoded rows (from the cache) -------------
+    def inputs(self, ctx, split: str, cfg, pooling: str) -> np.ndarray:
+        return ctx.pooled(ctx.enc[split].rows, cfg, pooling, self.layers)
+
     # -- scikit-learn style: fit returns self, learned state ends in _ ------------------------------
-    def fit(self, X: np.ndarray, y: np.ndarray, X_dev: np.ndarray, y_dev: np.ndarray, seed: int) -> Features:
+    def fit(
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        X_dev: np.ndarray,
+        y_dev: np.ndarray,
+        seed: int,
+        score=None,
+        regression: bool = False,
+    ) -> Features:
+        """Standardize, then one classifier (ridge regressor) per C in the grid; keep the best on dev.
+
+        `score(dev_logits) -> float` (higher is better) is the task's selection metric; default: accuracy
+        (regression: minus the mean squared error)."""
         self.mean_ = X.mean(0)
         self.scale_ = X.std(0) + 1e-6
-        Z, Z_dev = self._standardize(X), self._standardize(X_dev)
+        Z = self._standardize(X)
+        self.regression_ = regression
+        if score is None:
+            if regression:
+                score = lambda out: -float(np.mean((out.reshape(-1) - y_dev) ** 2))  # noqa: E731
+            else:
+                score = lambda out: float((out.argmax(-1) == y_dev).mean())  # noqa: E731
         best = None
         grid = [self.C] if self.C > 0 else [float(c) for c in self.grid.split(",")]
         for c in grid:
-            clf = self._make(c, seed).fit(Z, y)
-            score = float((clf.predict(Z_dev) == y_dev).mean())
-            if best is None or score > best[0]:
-                best = (score, c, clf)
-        _, self.C_, clf = best
-        if self.classifier == "logreg":
-            self.weights_ = [clf.coef_.T.astype(np.float32), clf.intercept_.astype(np.float32)]
-            if self.weights_[0].shape[1] == 1:  # binary: sklearn stores one column; make it two logits
-                w, b = self.weights_
-                self.weights_ = [np.concatenate([-w / 2, w / 2], 1), np.concatenate([-b / 2, b / 2])]
-        else:
-            self.weights_ = [a.astype(np.float32) for pair in zip(clf.coefs_, clf.intercepts_) for a in pair]
+            self.weights_ = self._weights(self._make(c, seed).fit(Z, y))
+            s = score(self.decision(X_dev))
+            if best is None or s > best[0]:
+                best = (s, c, self.weights_)
+        _, self.C_, self.weights_ = best
         return self
 
+    def _weights(self, clf) -> list[np.ndarray]:
+        """The fitted estimator as plain arrays [W0, b0, (W1, b1)], so decision/export need no sklearn."""
+        if self.regression_:
+            return [
+                clf.coef_.reshape(-1, 1).astype(np.float32),
+                np.atleast_1d(clf.intercept_).astype(np.float32),
+            ]
+        if self.classifier == "logreg":
+            w, b = clf.coef_.T.astype(np.float32), clf.intercept_.astype(np.float32)
+            if w.shape[1] == 1:  # binary: sklearn stores one column; make it two logits
+                w, b = np.concatenate([-w / 2, w / 2], 1), np.concatenate([-b / 2, b / 2])
+            return [w, b]
+        return [a.astype(np.float32) for pair in zip(clf.coefs_, clf.intercepts_) for a in pair]
+
+    def trainable_count(self) -> int:
+        """Fitted weights (the standardization statistics are not counted)."""
+        return int(sum(a.size for a in self.weights_))
+
     def _make(self, c: float, seed: int):
+        if self.regression_:
+            from sklearn.linear_model import Ridge
+
+            return Ridge(alpha=1.0 / c)
         if self.classifier == "logreg":
             from sklearn.linear_model import LogisticRegression
 
@@ -96,5 +136,6 @@ class Features(Strategy):
 
     def load_state(self, arrays: dict[str, np.ndarray], C: float) -> Features:
         self.mean_, self.scale_, self.C_ = arrays["mean"], arrays["scale"], C
+        self.regression_ = False
         self.weights_ = [arrays[f"w{i}"] for i in range(len(arrays) - 2)]
         return self

@@ -1,7 +1,14 @@
-"""What a task provides to the one training loop and to the strategies."""
+"""What a task provides to the runner, the one training loop and the strategies.
+
+A task owns everything that differs between text classification, NER, QA, sentence pairs and
+images: reading its data, turning a split into model rows (`encode`), the head, the loss, and how
+the model's outputs become metrics (`score`: chunk pooling, word alignment, span decoding...). The
+runner, the loop and the strategies never look inside a task's data.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
@@ -11,28 +18,122 @@ from torch import nn
 from ..registry import Registry
 
 
-class Task:
-    """A task turns encoder outputs into predictions and scores them.
+@dataclass
+class Encoded:
+    """One split as the model sees it.
 
-    The training loop only calls `loss` and `metrics`; strategies only call `build_head`.
+    `rows` are model inputs (token ids, ...), one per model example. `targets` is what the loss compares
+    the outputs with, aligned with rows: an (N,) array of class ids or floats, an (N, 2) array of span
+    positions, or a list of per-token label lists. `groups[i]` is the example row i came from when one
+    example became several rows (chunks of a long text, QA windows); None when rows are examples.
     """
+
+    rows: list[dict]
+    targets: Any = None
+    groups: np.ndarray | None = None
+    meta: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    @property
+    def num_examples(self) -> int:
+        return (
+            len(self.rows) if self.groups is None else int(self.groups.max()) + 1 if len(self.groups) else 0
+        )
+
+
+def pool_groups(outputs: np.ndarray, groups: np.ndarray | None) -> np.ndarray:
+    """Mean of the outputs of each example's rows: (rows, C) -> (examples, C)."""
+    if groups is None:
+        return outputs
+    n = int(groups.max()) + 1
+    sums = np.zeros((n,) + outputs.shape[1:], dtype=np.float64)
+    np.add.at(sums, groups, outputs)
+    counts = np.bincount(groups, minlength=n).reshape((n,) + (1,) * (outputs.ndim - 1))
+    return (sums / np.maximum(counts, 1)).astype(np.float32)
+
+
+class Task:
+    """A task turns backbone outputs into predictions and scores them."""
 
     name: ClassVar[str]
     primary_metric: ClassVar[str]  # selection metric on dev; higher is better
     summary: ClassVar[str] = ""
+    modality: ClassVar[str] = "text"  # "text" or "image": which backbones fit
+    regression: ClassVar[bool] = False  # float targets: ridge instead of logistic regression
+    token_level: ClassVar[bool] = False  # outputs per token (NER, QA) rather than per example
+    # strategy name -> why it does not apply to this task (`tunebench strategies --task` prints it)
+    not_applicable: ClassVar[dict[str, str]] = {}
 
+    # -- data ------------------------------------------------------------------------------------
+    def load(self, cfg):
+        """DataConfig -> a bundle with train/dev/test splits, `label_names`, `name`, `describe()`,
+        `fingerprint()`."""
+        raise NotImplementedError
+
+    def encode(self, backbone, split, max_length: int, long_text: str = "truncate") -> Encoded:
+        """Tokenize a split once; collate pads per batch."""
+        raise NotImplementedError
+
+    def num_outputs(self, bundle) -> int:
+        return len(bundle.label_names)
+
+    def batches(self, enc: Encoded, backbone):
+        """Training/eval batches of an encoded split: token rows padded per batch."""
+        from ..training.batching import TokenBatches
+
+        return TokenBatches(enc.rows, enc.targets, backbone.tokenizer.pad_token_id or 0)
+
+    def default_ladder(self, bundle=None) -> list[str]:
+        """What `compare` runs without --strategies (those that don't apply are left out later)."""
+        from ..strategies import DEFAULT_LADDER
+
+        pairs = getattr(getattr(bundle, "train", None), "text_pairs", None) is not None
+        return (["cosine", "bi-encoder"] if pairs else []) + list(DEFAULT_LADDER)
+
+    def applies(self, strategy_name: str, bundle=None) -> str | None:
+        """None when the strategy runs on this task (and data), else the reason it does not."""
+        return self.not_applicable.get(strategy_name)
+
+    # -- model -----------------------------------------------------------------------------------
     def build_head(self, hidden_size: int, num_labels: int, pooling: str, dropout: float) -> nn.Module:
         raise NotImplementedError
 
     def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    # -- evaluation ------------------------------------------------------------------------------
     def metrics(self, logits: np.ndarray, labels: np.ndarray, label_names: list[str]) -> dict[str, Any]:
+        """Metrics of per-example outputs against per-example labels."""
         raise NotImplementedError
 
-    def encode(self, tokenizer, split, max_length: int) -> list[dict[str, list[int]]]:
-        """Tokenize a split once; collate pads per batch."""
-        raise NotImplementedError
+    def example_labels(self, split) -> np.ndarray:
+        return np.asarray(split.labels)
+
+    # -- prediction (tunebench predict) -------------------------------------------------------------
+    def read_inputs(self, path: str, **columns):
+        """A split without labels from a user's file, for `encode`."""
+        from ..prediction import read_texts
+
+        return read_texts(path, columns.get("text_col"), columns.get("text_pair_col"))
+
+    def predictions(self, outputs, enc: Encoded | None, split, label_names: list[str]) -> list[dict]:
+        """One dict per example: label and class probabilities (enc None: outputs are per example)."""
+        from ..prediction import softmax
+
+        probs = softmax(pool_groups(outputs, None if enc is None else enc.groups))
+        return [
+            {
+                "label": label_names[int(p.argmax())],
+                **{f"prob_{n}": f"{x:.6f}" for n, x in zip(label_names, p)},
+            }
+            for p in probs
+        ]
+
+    def score(self, outputs, enc: Encoded, split, label_names: list[str]) -> dict[str, Any]:
+        """Metrics of the model's outputs for `enc`'s rows (chunks pooled per example first)."""
+        return self.metrics(pool_groups(outputs, enc.groups), self.example_labels(split), label_names)
 
 
 TASKS: Registry[type[Task]] = Registry("task")

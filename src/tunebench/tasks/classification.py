@@ -1,4 +1,9 @@
-"""Text (and text-pair) classification: pooled encoder output -> dropout -> linear."""
+"""Text (and text-pair) classification: pooled encoder output -> dropout -> linear.
+
+Long texts are truncated at the model's maximum length (default) or, with `long_text="chunk"`, cut
+into overlapping windows: every window trains with its text's label, and a text's prediction is the
+mean of its windows' logits (`Task.score` pools rows by `Encoded.groups`).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,9 @@ import torch
 from sklearn.metrics import f1_score
 from torch import nn
 
-from .base import TASKS, Task
+from .base import TASKS, Encoded, Task
+
+CHUNK_STRIDE = 0.25  # share of a window repeated in the next one, so no sentence is only seen cut in half
 
 
 def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, how: str) -> torch.Tensor:
@@ -35,10 +42,48 @@ class ClassificationHead(nn.Module):
         return self.out(self.dropout(pooled))
 
 
+def tokenize(tokenizer, texts, pairs, max_length: int, long_text: str = "truncate") -> Encoded:
+    """Token rows for texts (and their pairs); `groups` maps chunk rows to texts when chunking."""
+    texts, pairs = list(texts), None if pairs is None else list(pairs)
+    kwargs = dict(truncation=True, max_length=max_length, padding=False, return_attention_mask=False)
+    groups = None
+    if long_text == "chunk":
+        # Windows over the first text (for pairs the second text is repeated in every window).
+        kwargs.update(
+            truncation="only_first" if pairs is not None else True,
+            stride=max(1, int(CHUNK_STRIDE * max_length)),
+            return_overflowing_tokens=True,
+        )
+    elif long_text != "truncate":
+        raise ValueError(f"long_text {long_text!r}")
+    enc = tokenizer(texts, pairs, **kwargs)
+    if long_text == "chunk":
+        groups = np.asarray(enc["overflow_to_sample_mapping"], dtype=np.int64)
+    rows = [{"input_ids": ids} for ids in enc["input_ids"]]
+    if "token_type_ids" in enc:
+        for row, tt in zip(rows, enc["token_type_ids"]):
+            row["token_type_ids"] = tt
+    return Encoded(rows, groups=groups)
+
+
+def _tokenizer(backbone_or_tokenizer):
+    return getattr(backbone_or_tokenizer, "tokenizer", backbone_or_tokenizer)
+
+
 @TASKS.register("text-classification")
 class TextClassification(Task):
     primary_metric = "accuracy"
     summary = "label for a text (or a text pair): sentiment, topic, intent, NLI"
+
+    def load(self, cfg):
+        from ..data import load_text_classification
+
+        return load_text_classification(cfg)
+
+    def applies(self, strategy_name: str, bundle=None) -> str | None:
+        if strategy_name in ("cosine", "bi-encoder") and (bundle is None or bundle.train.text_pairs is None):
+            return "needs text pairs (--text-pair-col): it compares two separately embedded texts"
+        return super().applies(strategy_name, bundle)
 
     def build_head(self, hidden_size: int, num_labels: int, pooling: str, dropout: float) -> nn.Module:
         return ClassificationHead(hidden_size, num_labels, pooling, dropout)
@@ -56,18 +101,10 @@ class TextClassification(Task):
             "per_class_f1": {name: float(f) for name, f in zip(label_names, per_class)},
         }
 
-    def encode(self, tokenizer, split, max_length: int) -> list[dict[str, list[int]]]:
-        pairs = split.text_pairs
-        enc = tokenizer(
-            list(split.texts),
-            list(pairs) if pairs is not None else None,
-            truncation=True,
-            max_length=max_length,
-            padding=False,
-            return_attention_mask=False,
-        )
-        rows = [{"input_ids": ids} for ids in enc["input_ids"]]
-        if "token_type_ids" in enc:
-            for row, tt in zip(rows, enc["token_type_ids"]):
-                row["token_type_ids"] = tt
-        return rows
+    def encode(self, backbone, split, max_length: int, long_text: str = "truncate") -> Encoded:
+        enc = tokenize(_tokenizer(backbone), split.texts, split.text_pairs, max_length, long_text)
+        labels = getattr(split, "labels", None)
+        if labels is not None:
+            labels = np.asarray(labels)
+            enc.targets = labels if enc.groups is None else labels[enc.groups]
+        return enc

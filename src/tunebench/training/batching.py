@@ -46,12 +46,22 @@ def length_grouped_order(
     return [batches[i] for i in rng.permutation(len(batches))]
 
 
-class TokenBatches:
-    """Tokenized rows + labels: training batches (length-grouped, shuffled) and eval batches (sorted)."""
+IGNORE = -100  # label of sub-tokens and padding in token-level tasks (cross_entropy's ignore_index)
 
-    def __init__(self, rows: list[dict[str, list[int]]], labels: Sequence[int] | None, pad_id: int):
+
+class TokenBatches:
+    """Tokenized rows + labels: training batches (length-grouped, shuffled) and eval batches (sorted).
+
+    Labels are one per row (class ids, floats, or (start, end) spans) or, for token-level tasks, one
+    list per row, padded with IGNORE to the batch width."""
+
+    def __init__(self, rows: list[dict[str, list[int]]], labels, pad_id: int):
         self.rows = rows
-        self.labels = None if labels is None else torch.as_tensor(np.asarray(labels))
+        self.per_token = labels is not None and len(labels) > 0 and isinstance(labels[0], (list, np.ndarray))
+        if labels is None or self.per_token:
+            self.labels = labels
+        else:
+            self.labels = torch.as_tensor(np.asarray(labels))
         self.pad_id = pad_id
         self.lengths = [len(r["input_ids"]) for r in rows]
 
@@ -60,7 +70,12 @@ class TokenBatches:
 
     def _batch(self, idx: np.ndarray) -> dict[str, torch.Tensor]:
         batch = pad_rows([self.rows[i] for i in idx], self.pad_id)
-        if self.labels is not None:
+        if self.per_token:
+            labels = torch.full(batch["input_ids"].shape, IGNORE, dtype=torch.long)  # (B, T)
+            for j, i in enumerate(idx):
+                labels[j, : len(self.labels[i])] = torch.as_tensor(np.asarray(self.labels[i]))
+            batch["labels"] = labels
+        elif self.labels is not None:
             batch["labels"] = self.labels[torch.as_tensor(idx)]
         return batch
 

@@ -1,7 +1,8 @@
 """The one training loop. Every gradient strategy goes through `fit`; it reads top to bottom.
 
 A strategy decides *which* parameters train and at which learning rates (param groups) and may
-change that at the start of an epoch (gradual unfreezing). The task supplies loss and metrics.
+change that at the start of an epoch (gradual unfreezing). The task supplies the loss; `evaluate`
+turns the dev outputs into metrics (the task's scoring, with whatever decoding it needs).
 """
 
 from __future__ import annotations
@@ -64,14 +65,22 @@ def _to(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch
 
 
 @torch.no_grad()
-def predict_logits(model: nn.Module, data, cfg: TrainConfig, device: torch.device) -> np.ndarray:
-    """Logits for every example of `data`, in the data's own order."""
+def predict_logits(model: nn.Module, data, cfg: TrainConfig, device: torch.device) -> np.ndarray | list:
+    """Outputs for every row of `data`, in the data's own order: an (N, ...) array, or for token-level
+    outputs (B, T, C) a list of (T_i, C) arrays cut to each row's own length."""
     model.eval()
-    out: np.ndarray | None = None
+    out = None
     for idx, batch in data.eval_batches(cfg.eval_batch_size):
         batch.pop("labels", None)
         with autocast(device, cfg.precision):
             logits = model(**_to(batch, device)).float().cpu().numpy()
+        if logits.ndim == 3 and "attention_mask" in batch:
+            lengths = batch["attention_mask"].sum(1).tolist()
+            if out is None:
+                out = [None] * len(data)
+            for j, i in enumerate(idx):
+                out[i] = logits[j, : lengths[j]]
+            continue
         if out is None:
             out = np.zeros((len(data),) + logits.shape[1:], dtype=np.float32)
         out[idx] = logits
@@ -84,7 +93,7 @@ def fit(
     train,
     dev,
     task,
-    label_names: list[str],
+    evaluate: Callable[[np.ndarray | list], dict],
     cfg: TrainConfig,
     seed: int,
     on_epoch_start: Callable[[nn.Module, int], list[dict] | None] | None = None,
@@ -156,7 +165,7 @@ def fit(
 
         # -- evaluate on dev; keep the best epoch's trainable weights
         t0 = time.perf_counter()
-        dev_metrics = task.metrics(predict_logits(model, dev, cfg, device), dev.labels.numpy(), label_names)
+        dev_metrics = evaluate(predict_logits(model, dev, cfg, device))
         result.eval_seconds += time.perf_counter() - t0
         score = dev_metrics[task.primary_metric]
         log.info(
