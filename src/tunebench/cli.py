@@ -190,9 +190,13 @@ def _cmd_strategies(a) -> None:
         defaults = ", ".join(f"{k}={v}" for k, v in {**cls.train_defaults, **cls().settings()}.items())
         row = [name + (" *" if name in ladder else ""), cls.summary, defaults]
         if task:
-            row.append("no: " + task.applies(name) if task.applies(name) else "yes")
+            row.append("no" if task.applies(name) else "yes")
         table.add_row(*row)
-    Console().print(table)
+    console = Console()
+    console.print(table)
+    for name in STRATEGIES.names() if task else []:
+        if task.applies(name):
+            console.print(f"{name}: {task.applies(name)}", soft_wrap=True)
 
 
 def _cmd_predict(a) -> None:

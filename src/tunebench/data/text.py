@@ -348,7 +348,7 @@ def _extract(
         except ValueError:
             raise TunebenchError(
                 f"{table.source} {table.where(i)}: label {v!r} is not a class (use whole numbers or names); "
-                "is this a regression target? text classification needs class labels"
+                "a number to predict? use --task text-regression"
             ) from None
         if key is None:
             raise TunebenchError(
