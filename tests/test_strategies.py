@@ -203,3 +203,16 @@ def test_features_logreg_binary_logits_match_sklearn_probabilities():
     ref = LogisticRegression(C=1.0, max_iter=3000).fit(f._standardize(X), y)
     assert np.allclose(f.predict_proba(X), ref.predict_proba(f._standardize(X)), atol=1e-5)
     assert f.C_ == 1.0
+
+
+@pytest.mark.parametrize("classifier", ["logreg", "mlp"])
+def test_features_keep_a_column_for_classes_missing_from_train(classifier):
+    from tunebench.strategies.features import Features
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 4))
+    y = np.where(X[:, 0] > 0, 2, 0)  # label ids 0 and 2 of 3; id 1 never occurs
+    f = Features(C=10.0, classifier=classifier).fit(X, y, X, y, seed=0, n_classes=3)
+    logits = f.decision(X)
+    assert logits.shape == (300, 3) and not (logits.argmax(1) == 1).any()
+    assert (logits.argmax(1) == y).mean() > 0.9

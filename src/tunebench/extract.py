@@ -21,7 +21,7 @@ from .tasks.classification import pool
 from .training.batching import TokenBatches
 from .training.loop import autocast, resolve_device
 
-LAYER_CHOICES = ("last", "second-last", "mean-of-last-4", "concat-last-4", "mean-of-all")
+LAYER_CHOICES = ("last", "second-last", "mean-of-last-4", "concat-last-4", "mean-of-all", "embeddings")
 
 
 def cache_key(model_ref: str, rows: list[dict], max_length: int) -> str:
@@ -86,15 +86,21 @@ class FeatureCache:
 
 def select(pools: np.ndarray, pooling: str, layers: str) -> np.ndarray:
     """(N, L+1, 2, H) -> (N, D) for one pooling and one layer combination."""
-    p = pools[:, :, 0 if pooling == "cls" else 1]  # (N, L+1, H)
+    return select_layers(pools[:, :, 0 if pooling == "cls" else 1], layers)
+
+
+def select_layers(p: np.ndarray, layers: str) -> np.ndarray:
+    """(N, L+1, H) per-layer vectors (index 0 = embeddings) -> (N, D) float32 for one combination."""
+    if layers == "embeddings":
+        return p[:, 0].astype(np.float32)
     if layers == "last":
-        return p[:, -1]
+        return p[:, -1].astype(np.float32)
     if layers == "second-last":
-        return p[:, -2]
+        return p[:, -2].astype(np.float32)
     if layers == "mean-of-last-4":
-        return p[:, -4:].mean(1)
+        return p[:, -4:].astype(np.float32).mean(1)
     if layers == "concat-last-4":
-        return p[:, -4:].reshape(len(p), -1)
+        return p[:, -4:].astype(np.float32).reshape(len(p), -1)
     if layers == "mean-of-all":
-        return p[:, 1:].mean(1)
+        return p[:, 1:].astype(np.float32).mean(1)
     raise TunebenchError(f"--layers {layers}: choose from {', '.join(LAYER_CHOICES)}")

@@ -205,7 +205,7 @@ def _run_features(ctx: Context, strategy, cfg: TrainConfig, seed: int, run_dir: 
     pooling = ctx.backbone.pooling if strategy.pooling == "auto" else strategy.pooling
     per_example = strategy.per_example_inputs
     X = {s: strategy.inputs(ctx, s, cfg, pooling) for s in ctx.splits}
-    y = {s: ctx.labels(s) if per_example else ctx.targets(s) for s in ctx.splits}
+    y = {s: ctx.labels(s) if per_example else ctx.task.frozen_targets(ctx, s) for s in ctx.splits}
     primary = ctx.task.primary_metric
 
     def dev_score(logits: np.ndarray) -> float:
@@ -213,7 +213,14 @@ def _run_features(ctx: Context, strategy, cfg: TrainConfig, seed: int, run_dir: 
 
     t0 = time.perf_counter()
     strategy.fit(
-        X["train"], y["train"], X["dev"], y["dev"], seed, score=dev_score, regression=ctx.task.regression
+        X["train"],
+        y["train"],
+        X["dev"],
+        y["dev"],
+        seed,
+        score=dev_score,
+        regression=ctx.task.regression,
+        n_classes=None if ctx.task.regression else len(ctx.bundle.label_names),
     )
     train_s = time.perf_counter() - t0
     t0 = time.perf_counter()
@@ -245,7 +252,7 @@ def _run_gradient(ctx: Context, strategy, cfg: TrainConfig, seed: int, run_dir: 
     )
     backbone_module = ctx.backbone.random_model(seed) if strategy.from_scratch else ctx.backbone.fresh_model()
     full_model = strategy.prepare(TaskModel(backbone_module, head))
-    if strategy.uses_cached_features:  # head-only: frozen pooled features, computed once
+    if strategy.uses_cached_features and not ctx.task.token_level:  # head-only: pooled features, once
         feats = {s: ctx.pooled(ctx.enc[s].rows, cfg, pooling, "last") for s in ctx.splits}
         model = HeadOnFeatures(full_model.head)
         data = {s: TensorBatches(feats[s], ctx.targets(s)) for s in ctx.splits}

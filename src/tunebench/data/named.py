@@ -124,3 +124,15 @@ register_dataset(
         read={"fmt": "tsv", "names": ["genre", "file", "year", "id", "score", "sentence1", "sentence2"]},
     )
 )
+register_dataset(
+    NamedDataset(
+        name="conll2003",
+        task="token-classification",
+        files={
+            "train": "conll2003/train.txt.gz",
+            "dev": "conll2003/valid.txt.gz",
+            "test": "conll2003/test.txt.gz",
+        },
+        description="CoNLL-2003 English NER (PER, ORG, LOC, MISC), IOB2; Reuters text: keep internal",
+    )
+)

@@ -28,7 +28,7 @@ class Features(Strategy):
     summary = "frozen backbone -> pooled features (cached) -> logistic regression, C chosen on dev"
     kind = "features"
     pooling: str = "auto"  # auto | mean | cls
-    layers: str = "last"  # last | second-last | mean-of-last-4 | concat-last-4 | mean-of-all
+    layers: str = "last"  # last | second-last | mean-of-last-4 | concat-last-4 | mean-of-all | embeddings
     classifier: str = "logreg"  # logreg | mlp
     C: float = 0.0  # 0: choose on dev from `grid`
     grid: str = "1e-4,1e-3,1e-2,0.1,1,10,100"  # inverse L2 strengths tried on dev
@@ -46,7 +46,7 @@ class Features(Strategy):
 
     # -- what it reads: frozen pooled features of the task's encoded rows (from the cache) -------------
     def inputs(self, ctx, split: str, cfg, pooling: str) -> np.ndarray:
-        return ctx.pooled(ctx.enc[split].rows, cfg, pooling, self.layers)
+        return ctx.task.frozen_inputs(ctx, split, cfg, pooling, self.layers)
 
     # -- scikit-learn style: fit returns self, learned state ends in _ ------------------------------
     def fit(
@@ -58,15 +58,18 @@ class Features(Strategy):
         seed: int,
         score=None,
         regression: bool = False,
+        n_classes: int | None = None,
     ) -> Features:
         """Standardize, then one classifier (ridge regressor) per C in the grid; keep the best on dev.
 
         `score(dev_logits) -> float` (higher is better) is the task's selection metric; default: accuracy
-        (regression: minus the mean squared error)."""
+        (regression: minus the mean squared error). `n_classes`: the size of the label set, so a class
+        absent from the training labels still has its column (never predicted) and ids stay aligned."""
         self.mean_ = X.mean(0)
         self.scale_ = X.std(0) + 1e-6
         Z = self._standardize(X)
         self.regression_ = regression
+        self.n_classes_ = n_classes
         if score is None:
             if regression:
                 score = lambda out: -float(np.mean((out.reshape(-1) - y_dev) ** 2))  # noqa: E731
@@ -93,8 +96,22 @@ class Features(Strategy):
             w, b = clf.coef_.T.astype(np.float32), clf.intercept_.astype(np.float32)
             if w.shape[1] == 1:  # binary: sklearn stores one column; make it two logits
                 w, b = np.concatenate([-w / 2, w / 2], 1), np.concatenate([-b / 2, b / 2])
+            return self._all_classes(clf.classes_, w, b)
+        arrays = [a.astype(np.float32) for pair in zip(clf.coefs_, clf.intercepts_) for a in pair]
+        w, b = arrays[-2], arrays[-1]
+        if w.shape[1] == 1:  # binary MLP: one logistic output unit; make it two logits
+            w, b = np.concatenate([-w / 2, w / 2], 1), np.concatenate([-b / 2, b / 2])
+        return arrays[:-2] + self._all_classes(clf.classes_, w, b)
+
+    def _all_classes(self, classes: np.ndarray, w: np.ndarray, b: np.ndarray) -> list[np.ndarray]:
+        """Columns for classes sklearn saw -> columns for every label id (absent ones: never chosen)."""
+        n = self.n_classes_ or int(classes.max()) + 1
+        if len(classes) == n and np.array_equal(classes, np.arange(n)):
             return [w, b]
-        return [a.astype(np.float32) for pair in zip(clf.coefs_, clf.intercepts_) for a in pair]
+        W = np.zeros((w.shape[0], n), dtype=np.float32)
+        B = np.full(n, -1e4, dtype=np.float32)
+        W[:, classes], B[classes] = w, b
+        return [W, B]
 
     def trainable_count(self) -> int:
         """Fitted weights (the standardization statistics are not counted)."""

@@ -111,6 +111,15 @@ class Task:
     def example_labels(self, split) -> np.ndarray:
         return np.asarray(split.labels)
 
+    # -- frozen features (the `features` strategy) ---------------------------------------------------
+    def frozen_inputs(self, ctx, split: str, cfg, pooling: str, layers: str) -> np.ndarray:
+        """(N, D) frozen features, one per row: pooled hidden states (through the on-disk cache)."""
+        return ctx.pooled(ctx.enc[split].rows, cfg, pooling, layers)
+
+    def frozen_targets(self, ctx, split: str):
+        """The labels aligned with `frozen_inputs`."""
+        return ctx.targets(split)
+
     # -- prediction (tunebench predict) -------------------------------------------------------------
     def read_inputs(self, path: str, **columns):
         """A split without labels from a user's file, for `encode`."""

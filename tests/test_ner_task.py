@@ -1,0 +1,196 @@
+"""Token classification end to end on the tiny model: alignment of word labels to sub-tokens, decoding
+back to words, every applicable strategy (enrolled from the registry) finishes and round-trips."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+from conftest import FILLER, NEGATIVE, POSITIVE
+from safetensors.numpy import load_file
+
+import tunebench
+from tunebench.artifacts import Predictor
+from tunebench.backbones import load_backbone
+from tunebench.cli import main
+from tunebench.data import DataConfig
+from tunebench.errors import TunebenchError
+from tunebench.store import RunStore
+from tunebench.strategies import STRATEGIES
+from tunebench.tasks import get_task
+from tunebench.tasks.ner import TokenSplit
+
+NER = get_task("token-classification")
+NER_STRATEGIES = [n for n in STRATEGIES.names() if NER.applies(n) is None]
+
+
+def write_conll(path, n: int, seed: int) -> str:
+    """Sentences of filler words with 'people' (positive words, PER; two in a row = one entity) and
+    'places' (negative words, LOC); a -DOCSTART- line first, as in CoNLL-2003."""
+    rng = random.Random(seed)
+    lines = ["-DOCSTART- -X- -X- O", ""]
+    for _ in range(n):
+        words = []
+        for _ in range(rng.randint(3, 8)):
+            r = rng.random()
+            if r < 0.2:
+                words.append((rng.choice(POSITIVE), "B-PER"))
+                if rng.random() < 0.5:
+                    words.append((rng.choice(POSITIVE), "I-PER"))
+            elif r < 0.35:
+                words.append((rng.choice(NEGATIVE), "B-LOC"))
+            else:
+                words.append((rng.choice(FILLER), "O"))
+        lines += [f"{w} NN O {t}" for w, t in words] + [""]
+    path.write_text("\n".join(lines))
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def ner_data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ner")
+    return DataConfig(
+        data=write_conll(root / "train.txt", 80, 1),
+        dev=write_conll(root / "dev.txt", 30, 2),
+        test=write_conll(root / "test.txt", 30, 3),
+    )
+
+
+def test_labels_sit_on_the_first_sub_token_only(tiny_model):
+    backbone = load_backbone(tiny_model)
+    index = {"O": 0, "B-PER": 1, "I-PER": 2}
+    split = TokenSplit([["good", "movie"]], [["B-PER", "O"]], label_index=index)
+    enc = NER.encode(backbone, split, 16)
+    ids = enc.rows[0]["input_ids"]  # [CLS] good movie [SEP]
+    assert len(ids) == 4
+    assert enc.targets[0].tolist() == [-100, 1, 0, -100]
+    assert enc.meta["first"][0].tolist() == [1, 2]
+
+
+def test_words_cut_by_max_length_are_predicted_O_and_scored_as_misses(tiny_model):
+    backbone = load_backbone(tiny_model)
+    names = ["O", "B-PER", "I-PER"]
+    index = {n: i for i, n in enumerate(names)}
+    split = TokenSplit([["the", "movie", "good"]], [["O", "O", "B-PER"]], label_index=index)
+    enc = NER.encode(backbone, split, 4)  # room for 2 words: 'good' is cut
+    assert enc.meta["words"][0].tolist() == [0, 1]
+    perfect = np.zeros((4, 3), dtype=np.float32)
+    perfect[:, 0] = 1.0
+    assert NER.word_predictions([perfect], enc, split, names) == [["O", "O", "O"]]
+    assert NER.score([perfect], enc, split, names)["recall"] == 0.0  # the cut entity is missed
+
+
+def test_flat_word_outputs_decode_like_per_row_outputs(tiny_model):
+    backbone = load_backbone(tiny_model)
+    names = ["O", "B-PER", "I-PER"]
+    index = {n: i for i, n in enumerate(names)}
+    split = TokenSplit(
+        [["good", "great"], ["the", "movie", "good"]],
+        [["B-PER", "I-PER"], ["O", "O", "B-PER"]],
+        label_index=index,
+    )
+    enc = NER.encode(backbone, split, 16)
+    flat = np.eye(3, dtype=np.float32)[[1, 2, 0, 0, 1]]  # one row per word, in order
+    assert NER.word_predictions(flat, enc, split, names) == split.tags
+    assert NER.score(flat, enc, split, names)["f1"] == 1.0
+
+
+@pytest.fixture(scope="module")
+def ner_ladder(tiny_model, ner_data, tmp_path_factory):
+    out = tmp_path_factory.mktemp("ner-ladder")
+    rows = tunebench.compare(
+        ner_data,
+        model=tiny_model,
+        strategies=["all"],
+        task="token-classification",
+        out=out,
+        train={"epochs": 2, "batch_size": 16},
+        options={"adapters": {"bottleneck": "4"}, "prefix": {"virtual_tokens": "5"}, "last-k": {"k": "1"}},
+        show=False,
+    )
+    return out, rows
+
+
+def test_every_ner_strategy_finishes_with_entity_f1(ner_ladder):
+    out, rows = ner_ladder
+    assert sorted(r["strategy"] for r in rows) == sorted(NER_STRATEGIES)
+    assert all(r["status"] == "ok" for r in rows), [(r["strategy"], r["status"]) for r in rows]
+    rec = RunStore(out).all()[0]
+    assert {"f1", "precision", "recall", "per_class_f1"} <= set(rec["dev_metrics"])
+    assert set(rec["dev_metrics"]["per_class_f1"]) <= {"PER", "LOC"}
+
+
+def test_frozen_word_features_learn_the_tags(ner_ladder):
+    _, rows = ner_ladder
+    assert next(r for r in rows if r["strategy"] == "features")["dev_mean"] > 0.3  # all-O scores 0
+
+
+@pytest.mark.parametrize("name", NER_STRATEGIES)
+def test_ner_export_predict_round_trip(ner_ladder, ner_data, name):
+    out, rows = ner_ladder
+    key = next(r["best_key"] for r in rows if r["strategy"] == name)
+    run_dir = out / "runs" / key
+    arrays = load_file(str(run_dir / "predictions.safetensors"))
+    outputs, enc, _ = Predictor(run_dir).outputs(NER.read_inputs(ner_data.dev))
+    flat = np.concatenate(outputs) if isinstance(outputs, list) else outputs
+    np.testing.assert_allclose(flat, arrays["dev"], rtol=1e-5, atol=1e-5)
+
+
+def test_cli_predict_writes_word_tags(ner_ladder, ner_data, tmp_path):
+    out, rows = ner_ladder
+    key = next(r["best_key"] for r in rows if r["strategy"] == "features")
+    preds = tmp_path / "p.csv"
+    assert (
+        main(
+            ["-q", "predict", "--model", str(out / "runs" / key), "--data", ner_data.dev, "--out", str(preds)]
+        )
+        == 0
+    )
+    lines = preds.read_text().splitlines()
+    assert lines[0] == "row,tokens,tags" and len(lines) == 31
+
+
+def test_table7_layer_combinations_are_features_options(tiny_model, ner_data, tmp_path):
+    for layers in ("embeddings", "concat-last-4"):
+        rows = tunebench.compare(
+            ner_data,
+            model=tiny_model,
+            strategies=["features"],
+            task="token-classification",
+            out=tmp_path,
+            options={"features": {"layers": layers, "grid": "1"}},
+            show=False,
+        )
+        assert rows[0]["status"] == "ok"
+    recs = {r["settings"]["layers"]: r for r in RunStore(tmp_path).all()}
+    assert recs["embeddings"]["status"] == "ok"
+    # the tiny model has embeddings + 2 layers, so "last 4" is 3 x 32 wide; 5 tags: O, B/I-LOC, B/I-PER
+    # (I-LOC never occurs in train: its column is still there, so label ids stay aligned)
+    assert recs["concat-last-4"]["trainable_params"] == (3 * 32 + 1) * 5
+
+
+def test_word_features_are_the_hidden_states_at_first_sub_tokens(tiny_model, ner_data, tmp_path):
+    import torch
+
+    from tunebench.runner import Context
+    from tunebench.training.config import TrainConfig
+
+    backbone = load_backbone(tiny_model)
+    ctx = Context(NER, backbone, NER.load(ner_data), tmp_path, 64)
+    X = NER.frozen_inputs(ctx, "dev", TrainConfig(), "mean", "last")
+    y = NER.frozen_targets(ctx, "dev")
+    assert len(X) == len(y) == sum(len(t) for t in ctx.split("dev").tokens)
+    row = ctx.enc["dev"].rows[0]
+    with torch.no_grad():
+        hidden = backbone.model(input_ids=torch.tensor([row["input_ids"]])).last_hidden_state[0]
+    first = ctx.enc["dev"].meta["first"][0]
+    np.testing.assert_allclose(X[: len(first)], hidden[first].numpy(), atol=2e-3)  # stored as float16
+    assert y[: len(first)].tolist() == [ctx.bundle.label_names.index(t) for t in ctx.split("dev").tags[0]]
+
+
+def test_dev_tag_missing_from_train_is_named(tmp_path):
+    (tmp_path / "tr.txt").write_text("a NN O B-PER\nb NN O O\n")
+    (tmp_path / "dv.txt").write_text("a NN O B-ORG\n")
+    with pytest.raises(TunebenchError, match=r"dv.txt: tags B-ORG do not occur in train"):
+        NER.load(DataConfig(data=str(tmp_path / "tr.txt"), dev=str(tmp_path / "dv.txt")))
