@@ -71,7 +71,6 @@ class Predictor:
     """A loaded export: `predict_logits(split)` for any strategy."""
 
     def __init__(self, path: str | Path):
-        from .backbones import load_backbone
         from .strategies import STRATEGIES
         from .tasks import get_task
 
@@ -83,9 +82,9 @@ class Predictor:
         mode = m["save_mode"]
         trust = m.get("trust_remote_code", False)
         if mode == "full":
-            self.backbone = load_backbone(str(self.path / "backbone"), trust, m["pooling"])
+            self.backbone = self.task.load_backbone(str(self.path / "backbone"), trust, m["pooling"])
         else:
-            self.backbone = load_backbone(m["backbone"], trust, m["pooling"])
+            self.backbone = self.task.load_backbone(m["backbone"], trust, m["pooling"])
         self.model = None
         if mode == "features":
             self.strategy.load_state(load_np(str(self.path / "classifier.safetensors")), m["C"])

@@ -57,7 +57,8 @@ def add_ladder_args(c: argparse.ArgumentParser, default_strategies: str) -> None
         "--task", help="text-classification, text-regression, ... (default: the named dataset's task)"
     )
     c.add_argument(
-        "--model", default="minilm", help="hub id, local directory, or 'minilm' (packaged default)"
+        "--model",
+        help="hub id, local directory, or 'minilm' (packaged default for text; images: efficientnet-lite0)",
     )
     c.add_argument("--strategies", nargs="+", help=f"names, or 'all' (default: {default_strategies})")
     c.add_argument("--seeds", nargs="+", type=int, default=[0])

@@ -45,7 +45,7 @@ def resolve_strategy(name: str, options: dict[str, str], train_overrides: dict, 
 
 def compare(
     data,
-    model: str = "minilm",
+    model: str | None = None,
     strategies: list[str] | None = None,
     seeds: list[int] | tuple[int, ...] = (0,),
     out: str | Path = "tunebench-out",
@@ -68,7 +68,6 @@ def compare(
     it from their saved artifact instead of being retrained. `task` defaults to the named dataset's
     task, else text classification. `long_text="chunk"` classifies long texts by overlapping windows.
     """
-    from .backbones import load_backbone
     from .data import DataConfig
     from .runner import Context, run_one
     from .tasks import get_task
@@ -87,7 +86,8 @@ def compare(
     task_obj = get_task(task)
     bundle = task_obj.load(data)
     names = plan_strategies(task_obj, bundle, strategies)
-    backbone = load_backbone(model, trust_remote_code, pooling)
+    model = model or task_obj.default_model
+    backbone = task_obj.load_backbone(model, trust_remote_code, pooling)
     limit = min(max_length or backbone.max_length, backbone.max_length)
     ctx = Context(task_obj, backbone, bundle, out, limit, long_text=long_text, drift=drift)
     log.info("%s · model %s (max length %d, %s pooling)", bundle.describe(), model, limit, backbone.pooling)

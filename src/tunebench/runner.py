@@ -253,7 +253,7 @@ def _run_gradient(ctx: Context, strategy, cfg: TrainConfig, seed: int, run_dir: 
     backbone_module = ctx.backbone.random_model(seed) if strategy.from_scratch else ctx.backbone.fresh_model()
     full_model = strategy.prepare(TaskModel(backbone_module, head))
     if strategy.uses_cached_features and not ctx.task.token_level:  # head-only: pooled features, once
-        feats = {s: ctx.pooled(ctx.enc[s].rows, cfg, pooling, "last") for s in ctx.splits}
+        feats = {s: ctx.task.frozen_inputs(ctx, s, cfg, pooling, "last") for s in ctx.splits}
         model = HeadOnFeatures(full_model.head)
         data = {s: TensorBatches(feats[s], ctx.targets(s)) for s in ctx.splits}
     else:

@@ -99,7 +99,7 @@ def learning_curve(
     split = "test" if all(p["test_mean"] is not None for p in points if p["dev_mean"] is not None) else "dev"
     result = {
         "data": bundle.name,
-        "model": str(compare_kwargs.get("model", "minilm")),
+        "model": str(compare_kwargs.get("model") or "minilm"),
         "metric": metric,
         "available_train": available,
         "requested_sizes": sorted(set(sizes)),

@@ -65,6 +65,7 @@ class Task:
     token_level: ClassVar[bool] = False  # outputs per token (NER, QA) rather than per example
     # strategy name -> why it does not apply to this task (`tunebench strategies --task` prints it)
     not_applicable: ClassVar[dict[str, str]] = {}
+    default_model: ClassVar[str] = "minilm"  # the packaged all-MiniLM-L6-v2
 
     # -- data ------------------------------------------------------------------------------------
     def load(self, cfg):
@@ -75,6 +76,12 @@ class Task:
     def encode(self, backbone, split, max_length: int, long_text: str = "truncate") -> Encoded:
         """Tokenize a split once; collate pads per batch."""
         raise NotImplementedError
+
+    def load_backbone(self, name: str, trust_remote_code: bool = False, pooling: str = "auto"):
+        """The pre-trained model for this task's inputs (text encoders here; images override)."""
+        from ..backbones import load_backbone
+
+        return load_backbone(name, trust_remote_code, pooling)
 
     def num_outputs(self, bundle) -> int:
         return len(bundle.label_names)
