@@ -244,7 +244,7 @@ def test_text_errors(tmp_path):
     error(bad_rows(tmp_path, "f.csv", [{"text": "x", "label": " "}] + good), "row 1 (line 2): missing label")
     msg = error(bad_rows(tmp_path, "g.csv", [{"text": "x", "label": "pos"}] * 5), "every row has label 'pos'")
     assert "at least 2 classes" in msg
-    error(bad_rows(tmp_path, "h.jsonl", [{"text": "x", "label": 0.5}] + good), "regression target")
+    error(bad_rows(tmp_path, "h.jsonl", [{"text": "x", "label": 0.5}] + good), "use --task text-regression")
     write(tmp_path / "i.csv", "text,label\n")
     error(DataConfig(str(tmp_path / "i.csv")), "no data rows")
 

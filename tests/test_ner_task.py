@@ -128,13 +128,18 @@ def test_frozen_word_features_learn_the_tags(ner_ladder):
 
 @pytest.mark.parametrize("name", NER_STRATEGIES)
 def test_ner_export_predict_round_trip(ner_ladder, ner_data, name):
+    """The export predicts the same word logits as the run stored (head-only trained on cached word
+    vectors stores one row per word; the export runs the whole model: compared at the words)."""
     out, rows = ner_ladder
     key = next(r["best_key"] for r in rows if r["strategy"] == name)
     run_dir = out / "runs" / key
-    arrays = load_file(str(run_dir / "predictions.safetensors"))
+    stored = load_file(str(run_dir / "predictions.safetensors"))["dev"]
     outputs, enc, _ = Predictor(run_dir).outputs(NER.read_inputs(ner_data.dev))
-    flat = np.concatenate(outputs) if isinstance(outputs, list) else outputs
-    np.testing.assert_allclose(flat, arrays["dev"], rtol=1e-5, atol=1e-5)
+    if isinstance(outputs, list) and len(stored) == sum(len(f) for f in enc.meta["first"]):
+        outputs = np.concatenate([o[f] for o, f in zip(outputs, enc.meta["first"])])
+    elif isinstance(outputs, list):
+        outputs = np.concatenate(outputs)
+    np.testing.assert_allclose(outputs, stored, rtol=1e-4, atol=2e-3)  # word vectors cached as float16
 
 
 def test_cli_predict_writes_word_tags(ner_ladder, ner_data, tmp_path):

@@ -169,6 +169,9 @@ def check_vocab(name: str, tokenizer, model: nn.Module) -> None:
 
 def encoder_layers(model: nn.Module) -> nn.ModuleList:
     """The stack of transformer blocks, for strategies that act per layer (last-k, llrd, gradual)."""
+    blocks = _image_blocks(model)
+    if blocks is not None:  # image backbone: its stages above the stem, input to output
+        return nn.ModuleList(blocks[1:])
     base = getattr(model, "base_model", model)
     for attr in ("encoder.layer", "encoder.layers", "transformer.layer", "layers", "h", "block"):
         obj = base
@@ -184,6 +187,16 @@ def encoder_layers(model: nn.Module) -> nn.ModuleList:
 
 
 def embeddings_module(model: nn.Module) -> nn.Module:
+    blocks = _image_blocks(model)
+    if blocks is not None:  # image backbone: the stem plays the embeddings' part
+        return blocks[0]
     base = getattr(model, "base_model", model)
     emb = getattr(base, "embeddings", None)
     return emb if emb is not None else base.get_input_embeddings()
+
+
+def _image_blocks(model: nn.Module) -> list[nn.Module] | None:
+    """Parameter groups (stem, stages..., head conv) of an image backbone (tasks/images.ImageEncoder);
+    None for text encoders."""
+    blocks = getattr(model, "image_blocks", None)
+    return blocks() if callable(blocks) else None

@@ -7,7 +7,8 @@ from torch import nn
 
 
 class TaskModel(nn.Module):
-    """backbone(input_ids, ...) -> hidden states (B, T, H) -> head -> logits."""
+    """backbone(input_ids, ...) -> hidden states (B, T, H) -> head -> logits; for images
+    backbone(pixel_values) -> pooled features (B, D) -> head.from_pooled -> logits."""
 
     def __init__(self, backbone: nn.Module, head: nn.Module):
         super().__init__()
@@ -16,10 +17,13 @@ class TaskModel(nn.Module):
 
     def forward(
         self,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
         token_type_ids: torch.Tensor | None = None,
+        pixel_values: torch.Tensor | None = None,
     ) -> torch.Tensor:
+        if pixel_values is not None:  # image backbones pool inside the network
+            return self.head.from_pooled(self.backbone(pixel_values))
         kwargs = {"input_ids": input_ids, "attention_mask": attention_mask}
         if token_type_ids is not None:
             kwargs["token_type_ids"] = token_type_ids

@@ -83,9 +83,9 @@ class Context:
         return {name: int(c) for name, c in zip(self.bundle.label_names, counts)}
 
     def truncated_share(self, split: str = "train") -> float:
-        """Share of examples cut at max length (0 when chunking: nothing is cut off)."""
+        """Share of examples cut at max length (0 for windows: chunked texts, QA contexts lose nothing)."""
         enc = self.enc[split]
-        if self.long_text == "chunk" or not enc.rows or "input_ids" not in enc.rows[0]:
+        if enc.groups is not None or not enc.rows or "input_ids" not in enc.rows[0]:  # windows cut nothing
             return 0.0
         return sum(len(r["input_ids"]) >= self.max_length for r in enc.rows) / max(len(enc.rows), 1)
 
@@ -252,10 +252,10 @@ def _run_gradient(ctx: Context, strategy, cfg: TrainConfig, seed: int, run_dir: 
     )
     backbone_module = ctx.backbone.random_model(seed) if strategy.from_scratch else ctx.backbone.fresh_model()
     full_model = strategy.prepare(TaskModel(backbone_module, head))
-    if strategy.uses_cached_features and not ctx.task.token_level:  # head-only: pooled features, once
+    if strategy.uses_cached_features and ctx.task.head_on_cached_features():  # head-only: features once
         feats = {s: ctx.task.frozen_inputs(ctx, s, cfg, pooling, "last") for s in ctx.splits}
         model = HeadOnFeatures(full_model.head)
-        data = {s: TensorBatches(feats[s], ctx.targets(s)) for s in ctx.splits}
+        data = {s: TensorBatches(feats[s], ctx.task.frozen_targets(ctx, s)) for s in ctx.splits}
     else:
         model = full_model
         data = {s: ctx.batches(s) for s in ctx.splits}

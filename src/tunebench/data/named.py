@@ -136,3 +136,30 @@ register_dataset(
         description="CoNLL-2003 English NER (PER, ORG, LOC, MISC), IOB2; Reuters text: keep internal",
     )
 )
+register_dataset(
+    NamedDataset(
+        name="xquad-en",
+        task="question-answering",
+        files={"train": "squad/xquad.en.json"},
+        description="XQuAD English (SQuAD v1.1 format), 48 articles, 1190 questions; split by article: "
+        "train 1-32, dev 33-36, test 37-48",
+    )
+)
+register_dataset(
+    NamedDataset(
+        name="hymenoptera",
+        task="image-classification",
+        files={"images": "images/hymenoptera_data.zip"},
+        description="ants vs bees (PyTorch transfer-learning tutorial), ImageFolder zip: train 245 · "
+        "val 153 (dev); no test",
+    )
+)
+register_dataset(
+    NamedDataset(
+        name="cifar10-subset",
+        task="image-classification",
+        files={"images": "images/cifar10_subset.zip"},
+        description="CIFAR-10 as 32x32 JPEGs, 10 classes: train 5,000 (500 per class; dev split off) · "
+        "test 10,000",
+    )
+)

@@ -298,7 +298,12 @@ def _task_rules(rule, notes: list[Reason], task: str) -> None:
             PETERS,
         )
         notes.append(
-            Reason("task", task, "run it as `compare --task text-classification --text-pair-col COL`")
+            Reason(
+                "task",
+                task,
+                "run it as `compare --text-pair-col COL` (--task text-regression for scores such as STS-B); "
+                "the frozen bi-encoder baselines cosine and bi-encoder run in the same ladder",
+            )
         )
     else:
         rule(
@@ -309,7 +314,12 @@ def _task_rules(rule, notes: list[Reason], task: str) -> None:
             f"{PETERS}; Devlin et al. 2019, Table 7",
         )
         notes.append(
-            Reason("task", task, "tunebench's compare has no token-classification task yet: advice only")
+            Reason(
+                "task",
+                task,
+                "run it as `compare --task token-classification` (e.g. --data conll2003); "
+                "--opt features.layers=concat-last-4 is Table 7's best frozen combination",
+            )
         )
 
 

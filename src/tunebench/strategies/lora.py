@@ -20,10 +20,12 @@ class LoRA(Strategy):
     dropout: float = 0.1
     targets: str = "all-linear"  # all-linear | auto (peft's per-architecture choice) | "query,value"
 
-    def peft_config(self):
+    def peft_config(self, default_targets: list[str] | None = None):
         from peft import LoraConfig
 
-        if self.targets in ("all-linear", "auto"):
+        if self.targets in ("all-linear", "auto") and default_targets is not None:
+            targets = default_targets  # the backbone names its own (image CNNs: 1x1 convs + linears)
+        elif self.targets in ("all-linear", "auto"):
             targets = None if self.targets == "auto" else "all-linear"
         else:
             targets = [t.strip() for t in self.targets.split(",")]
@@ -38,8 +40,11 @@ class LoRA(Strategy):
     def prepare(self, model):
         from peft import get_peft_model
 
+        own = getattr(model.backbone, "lora_target_modules", None)
         try:
-            model.backbone = get_peft_model(model.backbone, self.peft_config())
+            model.backbone = get_peft_model(
+                model.backbone, self.peft_config(own() if callable(own) else None)
+            )
         except ValueError as err:
             raise TunebenchError(
                 f"lora: {str(err).splitlines()[0]} (set --opt lora.targets=name1,name2)"

@@ -1,6 +1,6 @@
 """Tasks: one module each (head, collate, loss, metrics, post-processing), registered by name."""
 
-from . import classification, ner, regression  # noqa: F401  (each module registers itself)
+from . import classification, images, ner, qa, regression  # noqa: F401  (each module registers itself)
 from .base import TASKS, Task
 
 __all__ = ["TASKS", "Task", "get_task"]

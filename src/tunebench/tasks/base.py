@@ -123,6 +123,11 @@ class Task:
         """(N, D) frozen features, one per row: pooled hidden states (through the on-disk cache)."""
         return ctx.pooled(ctx.enc[split].rows, cfg, pooling, layers)
 
+    def head_on_cached_features(self) -> bool:
+        """Whether head-only trains on `frozen_inputs` (computed once) instead of running the frozen
+        backbone every epoch: needs a head that is a function of one frozen vector per target."""
+        return not self.token_level
+
     def frozen_targets(self, ctx, split: str):
         """The labels aligned with `frozen_inputs`."""
         return ctx.targets(split)

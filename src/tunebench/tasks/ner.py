@@ -156,6 +156,10 @@ class TokenHead(nn.Module):
     def forward(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         return self.out(self.dropout(hidden))
 
+    def from_pooled(self, features: torch.Tensor) -> torch.Tensor:
+        """Head-only on cached word features: (N, H) -> (N, C), one row per word."""
+        return self.out(self.dropout(features))
+
 
 @TASKS.register("token-classification")
 class TokenClassification(Task):
@@ -174,9 +178,9 @@ class TokenClassification(Task):
         return TokenHead(hidden_size, num_labels, dropout)
 
     def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        return nn.functional.cross_entropy(
-            logits.float().flatten(0, 1), labels.flatten(), ignore_index=IGNORE
-        )
+        if logits.dim() == 3:  # (B, T, C) per sub-token; (N, C) per word when head-only reads the cache
+            logits, labels = logits.flatten(0, 1), labels.flatten()
+        return nn.functional.cross_entropy(logits.float(), labels, ignore_index=IGNORE)
 
     def encode(self, backbone, split, max_length: int, long_text: str = "truncate") -> Encoded:
         tok = getattr(backbone, "tokenizer", backbone)
@@ -241,6 +245,9 @@ class TokenClassification(Task):
         raise NotImplementedError("token classification is scored by `score` (entity-level F1)")
 
     # -- frozen features: every layer at each word's first sub-token -----------------------------------
+    def head_on_cached_features(self) -> bool:
+        return True  # the token head is per word: it trains on the cached last-layer word vectors
+
     def frozen_inputs(self, ctx, split: str, cfg, pooling: str, layers: str) -> np.ndarray:
         from ..extract import select_layers
 

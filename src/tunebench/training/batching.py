@@ -57,7 +57,10 @@ class TokenBatches:
 
     def __init__(self, rows: list[dict[str, list[int]]], labels, pad_id: int):
         self.rows = rows
-        self.per_token = labels is not None and len(labels) > 0 and isinstance(labels[0], (list, np.ndarray))
+        # a list of per-row sequences = token labels; an array (N,) or (N, 2) = one label per row
+        self.per_token = (
+            isinstance(labels, list) and len(labels) > 0 and isinstance(labels[0], (list, np.ndarray))
+        )
         if labels is None or self.per_token:
             self.labels = labels
         else:

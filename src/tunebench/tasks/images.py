@@ -1,0 +1,661 @@
+"""Image classification: an ImageFolder (directory or .zip) -> a pre-trained CNN -> dropout -> linear.
+
+The data side reuses `data/images.py` (load-time checks of every file, PIL transforms) and the model
+side `vision.py` (EfficientNet-Lite0 by default, whose `model(images)` gives pooled (B, D) features).
+This module adapts both to what the runner, the training loop and the strategies expect of a text
+task: a backbone object with `hidden_size`, `fresh_model()`, `random_model(seed)`...; a backbone
+module (`ImageEncoder`) whose `image_blocks()` lets last-k, LLRD and gradual unfreezing find the
+stages (see `backbones.encoder_layers`) and whose `save_pretrained` makes the `full` save mode work.
+
+Batch norm: a pre-trained backbone keeps its BN layers in inference mode while fine-tuning (running
+statistics fixed, as the Keras transfer-learning guide recommends for small data). That keeps
+frozen parts of the network exactly frozen, and the delta / peft exports (which store only trained
+parameters, not BN statistics) predict exactly what the run measured. `scratch` starts from random
+weights, so there BN trains normally.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import logging
+import os
+import zipfile
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..errors import TunebenchError
+from .base import TASKS, Encoded, Task
+from .classification import TextClassification
+
+log = logging.getLogger("tunebench")
+
+IMAGE_LADDER = ["features", "head", "last-k", "full", "llrd", "gradual", "bitfit", "lora", "scratch"]
+CONFIG_KEY = "tunebench_image_backbone"  # marks config.json of an image backbone saved by `full` runs
+MAX_DECODE_THREADS = 8
+
+# name -> function returning an ImageBackbone: backbones that vision.py does not know (tests register a
+# tiny CNN here); everything else goes to vision.load_image_backbone.
+IMAGE_BACKBONES: dict[str, Callable[[], object]] = {}
+
+
+def register_image_backbone(name: str, loader: Callable[[], object]) -> None:
+    """Make `--model NAME` load `loader()` (an ImageBackbone-compatible object) for image tasks."""
+    IMAGE_BACKBONES[name] = loader
+
+
+# ----------------------------------------------------------------------------- the backbone
+
+
+class ImageEncoder(nn.Module):
+    """The backbone module a TaskModel holds: pixel_values (B, 3, S, S) -> pooled features (B, D)."""
+
+    def __init__(
+        self,
+        net: nn.Module,
+        groups: Callable[[nn.Module], list[nn.Module]],
+        train_bn: bool,
+        saved_config: dict | None = None,
+    ):
+        super().__init__()
+        self.net = _plain_pointwise_convs(net)
+        self._groups = groups  # a plain function (lite0_blocks, generic_blocks): deepcopy keeps it
+        self.train_bn = train_bn  # False: BN keeps its running statistics (pre-trained weights)
+        self.saved_config = dict(saved_config or {})  # how to rebuild the architecture (config.json)
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        return self.net(pixel_values)
+
+    def image_blocks(self) -> list[nn.Module]:
+        """Parameter groups from input to output: stem, stages..., head convolution."""
+        return list(self._groups(self.net))
+
+    def lora_target_modules(self) -> list[str]:
+        """Layers LoRA can wrap without changing their output shape: linear layers and 1x1 convolutions
+        (stride 1, no groups). Depthwise and strided k x k convolutions are left alone."""
+        return [
+            name for name, m in self.named_modules() if type(m) is nn.Linear or _is_pointwise(m, exact=True)
+        ]
+
+    def train(self, mode: bool = True) -> ImageEncoder:
+        super().train(mode)
+        if mode and not self.train_bn:
+            for m in self.modules():
+                if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                    m.eval()
+        return self
+
+    def save_pretrained(self, path, safe_serialization: bool = True, config: dict | None = None, **_) -> None:
+        """What `full` exports write (artifacts.py): the weights plus how to rebuild the architecture."""
+        from safetensors.torch import save_file
+
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().cpu().contiguous() for k, v in self.net.state_dict().items()}
+        save_file(state, str(path / "model.safetensors"))
+        meta = {**self.saved_config, **(config or {}), "train_bn": self.train_bn}
+        (path / "config.json").write_text(json.dumps(meta, indent=2))
+
+
+def _is_pointwise(m: nn.Module, exact: bool) -> bool:
+    """A 1x1, stride-1, ungrouped, undilated convolution (a per-pixel linear map; never padded)."""
+    return (
+        (type(m) is nn.Conv2d if exact else isinstance(m, nn.Conv2d))
+        and m.groups == 1
+        and tuple(m.kernel_size) == (1, 1)
+        and tuple(m.stride) == (1, 1)
+        and tuple(m.dilation) == (1, 1)
+        and m.padding_mode == "zeros"
+        and tuple(m.padding) == (0, 0)
+    )
+
+
+def _plain_pointwise_convs(net: nn.Module) -> nn.Module:
+    """Replace 1x1 convolutions of Conv2d subclasses (Lite0's 'same'-padding convs) with plain Conv2d.
+
+    A 1x1 stride-1 convolution is never padded, so the output is bit-identical; the state dict keeps
+    its keys. Needed for LoRA: peft builds its low-rank convs as `type(base)(in, r, k, stride, padding)`,
+    which a subclass with another signature (dilation in the padding slot) cannot take."""
+    for parent in list(net.modules()):
+        for name, child in list(parent.named_children()):
+            if type(child) is not nn.Conv2d and _is_pointwise(child, exact=False):
+                plain = nn.Conv2d(child.in_channels, child.out_channels, 1, bias=child.bias is not None).to(
+                    device=child.weight.device, dtype=child.weight.dtype
+                )
+                plain.weight = child.weight
+                if child.bias is not None:
+                    plain.bias = child.bias
+                plain.train(child.training)
+                setattr(parent, name, plain)
+    return net
+
+
+@dataclass
+class ImagePreprocessor:
+    """The image counterpart of a tokenizer: resolution and normalisation (saved beside `full` exports)."""
+
+    size: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    pad_token_id: int | None = None  # the runner's text helpers read it; images never pad
+
+    def save_pretrained(self, path) -> None:
+        Path(path).mkdir(parents=True, exist_ok=True)
+        cfg = {"size": self.size, "mean": list(self.mean), "std": list(self.std)}
+        (Path(path) / "preprocessor_config.json").write_text(json.dumps(cfg, indent=2))
+
+
+@dataclass
+class ImageModelBackbone:
+    """An ImageBackbone shaped like the text `Backbone` the runner uses."""
+
+    name: str  # what the user asked for: stored in artifacts
+    path: str  # where the weights came from
+    model: ImageEncoder
+    base: str  # the architecture's name (for reloading a `full` export)
+    feature_dim: int
+    input_size: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    image: object = field(repr=False)  # the vision.ImageBackbone (random_model builds from it)
+    pooling: str = "mean"  # global average pooling, inside the network
+    trust_remote_code: bool = False
+    newly_initialized: list[str] = field(default_factory=list)
+
+    def __post_init__(self):
+        self.tokenizer = ImagePreprocessor(self.input_size, self.mean, self.std)
+        self.model.saved_config = self._config()
+
+    def _config(self) -> dict:
+        return {
+            CONFIG_KEY: True,
+            "base": self.base,
+            "feature_dim": self.feature_dim,
+            "input_size": self.input_size,
+            "mean": list(self.mean),
+            "std": list(self.std),
+        }
+
+    @property
+    def hidden_size(self) -> int:
+        return self.feature_dim
+
+    @property
+    def max_length(self) -> int:  # the runner's "max length" of an image is its input resolution
+        return self.input_size
+
+    @property
+    def num_layers(self) -> int:
+        return len(self.model.image_blocks()) - 1  # stages above the stem (as encoder_layers)
+
+    def fresh_model(self) -> ImageEncoder:
+        return copy.deepcopy(self.model)
+
+    def random_model(self, seed: int) -> ImageEncoder:
+        return ImageEncoder(self.image.random_model(seed), self.model._groups, True, self._config())
+
+
+def _image_backbone(name: str):
+    if name in IMAGE_BACKBONES:
+        return IMAGE_BACKBONES[name]()
+    from ..vision import load_image_backbone
+
+    return load_image_backbone(name)
+
+
+def load_image_model(name: str, pooling: str = "auto") -> ImageModelBackbone:
+    """A named image backbone, or the `backbone/` folder a `full` export wrote."""
+    if pooling not in ("auto", "mean"):
+        raise TunebenchError(f"--pooling {pooling}: image backbones pool by global average; use auto or mean")
+    saved = Path(name) / "config.json"
+    if saved.is_file() and CONFIG_KEY in (cfg := json.loads(saved.read_text())):
+        from safetensors.torch import load_file
+
+        image = _image_backbone(cfg["base"])
+        net = image.random_model(0)
+        net.load_state_dict(load_file(str(Path(name) / "model.safetensors")))
+        model = ImageEncoder(net.eval(), image._groups, train_bn=bool(cfg.get("train_bn", False)))
+        path = name
+    else:
+        image = _image_backbone(name)
+        model = ImageEncoder(copy.deepcopy(image.model).eval(), image._groups, train_bn=False)
+        path, cfg = image.path, {"base": name}
+    return ImageModelBackbone(
+        name=name,
+        path=str(path),
+        model=model,
+        base=cfg["base"],
+        feature_dim=int(image.feature_dim),
+        input_size=int(image.input_size),
+        mean=tuple(image.mean),
+        std=tuple(image.std),
+        image=image,
+    )
+
+
+# ----------------------------------------------------------------------------- data
+
+
+@dataclass
+class ImageItems:
+    """One split: image references, their labels (None for prediction inputs) and display names."""
+
+    items: list  # ImageRef: a file path or (zip path, member)
+    labels: np.ndarray | None
+    names: list[str]  # relative to the folder / inside the zip: fingerprint and prediction output
+    source: str = ""
+    skipped: int = 0
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def subset(self, idx) -> ImageItems:
+        labels = None if self.labels is None else self.labels[np.asarray(idx, dtype=np.int64)]
+        return ImageItems(
+            [self.items[i] for i in idx], labels, [self.names[i] for i in idx], self.source, self.skipped
+        )
+
+
+@dataclass
+class ImageBundle:
+    name: str
+    train: ImageItems
+    dev: ImageItems
+    test: ImageItems | None
+    label_names: list[str]
+    regression: bool = False
+
+    @property
+    def num_labels(self) -> int:
+        return len(self.label_names)
+
+    def fingerprint(self) -> str:
+        """Hash of the class names and each split's item names and labels (not where the data lives)."""
+        h = hashlib.sha256(json.dumps(self.label_names).encode())
+        for name in ("train", "dev", "test"):
+            s = getattr(self, name)
+            h.update(json.dumps([name, None if s is None else [s.names, s.labels.tolist()]]).encode())
+        return h.hexdigest()[:16]
+
+    def describe(self) -> str:
+        parts = [f"{n} {len(getattr(self, n))}" for n in ("train", "dev", "test") if getattr(self, n)]
+        skipped = sum(getattr(self, n).skipped for n in ("train", "dev", "test") if getattr(self, n))
+        note = f" · {skipped} unreadable files skipped" if skipped else ""
+        return f"{self.name}: " + " · ".join(parts) + f" images · {self.num_labels} classes{note}"
+
+
+def _display_name(ref, root: str) -> str:
+    if isinstance(ref, tuple):
+        return ref[1]
+    return Path(os.path.relpath(ref, root)).as_posix() if os.path.isdir(root) else Path(ref).name
+
+
+def _items(split, class_names: list[str], root: str, source: str, names_of=None) -> ImageItems:
+    """An ImageSplit from data/images.py -> ImageItems, labels mapped onto `class_names`."""
+    labels = np.asarray(split.labels, dtype=np.int64)
+    if names_of is not None:  # a separate --dev/--test folder: its own class list, remapped onto train's
+        index = {n: i for i, n in enumerate(class_names)}
+        unknown = sorted({names_of[i] for i in labels} - set(index))
+        if unknown:
+            raise TunebenchError(
+                f"{source}: classes not in train: {', '.join(unknown)}; add train images for them or "
+                "remove those folders"
+            )
+        labels = np.asarray([index[names_of[i]] for i in labels], dtype=np.int64)
+    names = [_display_name(r, root) for r in split.items]
+    return ImageItems(list(split.items), labels, names, source, split.skipped)
+
+
+def _warn_skipped(source: str, split_name: str, split) -> None:
+    if split.skipped:
+        log.warning(
+            "%s: %d unreadable files skipped in %s (e.g. %s)",
+            source,
+            split.skipped,
+            split_name,
+            ", ".join(split.skipped_examples),
+        )
+
+
+def _resolve(cfg) -> tuple[str, str]:
+    """(path of the folder or zip, dataset name) for a named image dataset or a path."""
+    from ..data.named import DATASETS, dataset_names, get_dataset, locate
+
+    data = cfg.data
+    if data in DATASETS and not os.path.exists(data):
+        ds = get_dataset(data)
+        if ds.task != "image-classification":
+            raise TunebenchError(
+                f"dataset '{data}' is for {ds.task}, not image-classification; pass --task {ds.task}"
+            )
+        return str(next(iter(locate(ds, cfg.data_dir).values()))), ds.name
+    if os.path.exists(data):
+        return data, Path(data.rstrip("/\\")).name.removesuffix(".zip")
+    raise TunebenchError(
+        f"unknown image dataset '{data}': not a registered name "
+        f"({', '.join(dataset_names('image-classification'))}) and no folder or .zip at that path"
+    )
+
+
+def load_images(cfg) -> ImageBundle:
+    """Read, split (seeded, stratified) and subsample an image dataset described by a DataConfig."""
+    from ..data.images import load_image_folder
+    from ..data.text import _take
+
+    path, name = _resolve(cfg)
+    data = load_image_folder(path)
+    classes = data.class_names
+    for split_name, split in data.splits.items():
+        _warn_skipped(data.source, split_name, split)
+    train = _items(data.splits["train"], classes, path, data.source)
+    dev = _items(data.splits["dev"], classes, path, data.source) if "dev" in data.splits else None
+    test = _items(data.splits["test"], classes, path, data.source) if "test" in data.splits else None
+    for flag, value in (("dev", cfg.dev), ("test", cfg.test)):
+        if value:
+            extra = load_image_folder(value)
+            if set(extra.splits) != {"train"}:
+                raise TunebenchError(
+                    f"{extra.source}: --{flag} takes a folder of class folders (<class>/<image>)"
+                )
+            _warn_skipped(extra.source, flag, extra.splits["train"])
+            items = _items(extra.splits["train"], classes, value, extra.source, extra.class_names)
+            dev, test = (items, test) if flag == "dev" else (dev, items)
+
+    def split_off(train: ImageItems, fraction: float, what: str) -> tuple[ImageItems, ImageItems]:
+        n = round(fraction * len(train))
+        if n < 1 or n >= len(train):
+            raise TunebenchError(
+                f"{data.source}: {what}_fraction {fraction} of {len(train)} train images gives {n} {what} "
+                f"images; give a {what} folder with --{what} DIR or change the fraction"
+            )
+        rest, taken = _take(train.labels.tolist(), n, cfg.seed)
+        return train.subset(rest), train.subset(taken)
+
+    n_total = len(train)
+    if test is None and cfg.test_fraction > 0:
+        train, test = split_off(train, cfg.test_fraction, "test")
+    if dev is None:
+        if cfg.dev_fraction == 0:
+            raise TunebenchError(
+                f"{data.source}: no dev set (no val/ folder); give --dev DIR or a dev fraction"
+            )
+        train, dev = split_off(train, cfg.dev_fraction, "dev")
+    if cfg.train_size is not None and cfg.train_size != len(train):
+        if cfg.train_size > len(train):
+            after = " after taking out dev/test" if len(train) < n_total else ""
+            raise TunebenchError(
+                f"train_size {cfg.train_size} is larger than the {len(train)} train images available in "
+                f"{data.source}{after}; lower --train-size or drop it"
+            )
+        train = train.subset(_take(train.labels.tolist(), cfg.train_size, cfg.seed)[1])
+        if len(set(train.labels.tolist())) < 2:
+            raise TunebenchError(
+                f"train_size {cfg.train_size} leaves a single class in train; use a larger --train-size"
+            )
+    if cfg.eval_size is not None:
+
+        def cap(s: ImageItems | None) -> ImageItems | None:
+            if s is None or len(s) <= cfg.eval_size:
+                return s
+            return s.subset(_take(s.labels.tolist(), cfg.eval_size, cfg.seed)[1])
+
+        dev, test = cap(dev), cap(test)
+    return ImageBundle(name, train, dev, test, list(classes))
+
+
+def read_image_inputs(path: str) -> ImageItems:
+    """Images to predict: a folder or .zip (flat or with sub-folders, which are ignored) or one image.
+    Files that are not readable images are skipped with a warning."""
+    from ..data.images import _list_entries, is_readable_image, read_bytes
+    from ..data.readers import describe_path
+
+    p = Path(path)
+    if p.is_file() and not zipfile.is_zipfile(p):
+        entries = [((p.name,), str(p))]
+    else:
+        entries = sorted(_list_entries(path), key=lambda e: e[0])  # by relative path parts
+    items, names, skipped = [], [], []
+    for parts, ref in entries:
+        if is_readable_image(read_bytes(ref)):
+            items.append(ref)
+            names.append("/".join(parts))
+        else:
+            skipped.append("/".join(parts))
+    if skipped:
+        log.warning(
+            "%s: %d files skipped: not readable images (e.g. %s)",
+            describe_path(path),
+            len(skipped),
+            ", ".join(skipped[:5]),
+        )
+    if not items:
+        raise TunebenchError(f"{describe_path(path)}: no readable images to predict (.jpg, .png, ...)")
+    return ImageItems(items, None, names, describe_path(path), len(skipped))
+
+
+# ----------------------------------------------------------------------------- batches
+
+
+class ImageBatches:
+    """Decoded, transformed image batches: {"pixel_values": (B, 3, S, S) float32, "labels": (B,)}.
+
+    Training batches use RandomResizedCrop + flip, each image drawing from its own Generator seeded
+    from the epoch's seed (so decoding in threads stays reproducible); eval batches resize + center
+    crop. The next batch is decoded in a thread pool while the current one trains."""
+
+    def __init__(self, items: list, labels, size: int, mean, std, threads: int | None = None):
+        self.items = items
+        self.labels = None if labels is None else torch.as_tensor(np.asarray(labels), dtype=torch.long)
+        self.size, self.mean, self.std = size, tuple(mean), tuple(std)
+        self.threads = threads or max(1, min(MAX_DECODE_THREADS, os.cpu_count() or 1))
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def _load(self, i: int, transform) -> torch.Tensor:
+        from ..data.images import open_image
+
+        return transform(open_image(self.items[i]))
+
+    def _stream(self, chunks: list[np.ndarray], transform_of) -> Iterator[tuple[np.ndarray, dict]]:
+        with ThreadPoolExecutor(self.threads) as pool:
+
+            def submit(chunk):
+                return [pool.submit(self._load, int(i), transform_of(int(i))) for i in chunk]
+
+            pending = submit(chunks[0]) if chunks else []
+            for k, chunk in enumerate(chunks):
+                futures = pending
+                pending = submit(chunks[k + 1]) if k + 1 < len(chunks) else []
+                batch = {"pixel_values": torch.stack([f.result() for f in futures])}
+                if self.labels is not None:
+                    batch["labels"] = self.labels[torch.as_tensor(chunk)]
+                yield chunk, batch
+
+    def train_batches(self, batch_size: int, seed: int) -> Iterator[dict[str, torch.Tensor]]:
+        from ..data.images import train_transform
+
+        rng = np.random.default_rng(seed)
+        perm = rng.permutation(len(self))
+        seeds = rng.integers(0, 2**63 - 1, size=len(self))  # one augmentation stream per image
+
+        def transform_of(i: int):
+            return train_transform(self.size, self.mean, self.std, np.random.default_rng(seeds[i]))
+
+        chunks = [perm[i : i + batch_size] for i in range(0, len(perm), batch_size)]
+        for _, batch in self._stream(chunks, transform_of):
+            yield batch
+
+    def eval_batches(self, batch_size: int) -> Iterator[tuple[np.ndarray, dict[str, torch.Tensor]]]:
+        from ..data.images import eval_transform
+
+        transform = eval_transform(self.size, self.mean, self.std)  # deterministic, shared by threads
+        idx = np.arange(len(self))
+        chunks = [idx[i : i + batch_size] for i in range(0, len(idx), batch_size)]
+        yield from self._stream(chunks, lambda i: transform)
+
+
+# ----------------------------------------------------------------------------- frozen features
+
+
+def _identity(ref) -> str:
+    """A reference plus a cheap content stamp: zip member CRC, or file size and mtime."""
+    if isinstance(ref, tuple):
+        from ..data.images import _zip
+
+        info = _zip(ref[0]).getinfo(ref[1])
+        return f"{ref[0]}!{ref[1]}!{info.CRC}"
+    st = os.stat(ref)
+    return f"{os.path.abspath(ref)}!{st.st_size}!{st.st_mtime_ns}"
+
+
+@torch.no_grad()
+def extract_features(model: nn.Module, data: ImageBatches, batch_size: int, device: str, precision: str):
+    """(N, D) pooled features of eval-transformed images."""
+    from ..progress import bar
+    from ..training.loop import autocast, resolve_device
+
+    dev = resolve_device(device)
+    model.to(dev).eval()
+    out = None
+    with bar("extract image features", -(-len(data) // batch_size)) as advance:
+        for idx, batch in data.eval_batches(batch_size):
+            with autocast(dev, precision):
+                feats = model(batch["pixel_values"].to(dev, non_blocking=True)).float().cpu().numpy()
+            if out is None:
+                out = np.zeros((len(data), feats.shape[-1]), dtype=np.float32)
+            out[idx] = feats
+            advance(1)
+    return out if out is not None else np.zeros((0, 0), dtype=np.float32)
+
+
+# ----------------------------------------------------------------------------- the task
+
+
+class ImageHead(nn.Module):
+    """Pooled backbone features (B, D) -> dropout -> linear -> logits (B, C)."""
+
+    def __init__(self, hidden_size: int, num_labels: int, dropout: float):
+        super().__init__()
+        self.dropout = nn.Dropout(dropout)
+        self.out = nn.Linear(hidden_size, num_labels)
+
+    def forward(self, pooled: torch.Tensor) -> torch.Tensor:
+        return self.from_pooled(pooled)
+
+    def from_pooled(self, pooled: torch.Tensor) -> torch.Tensor:
+        return self.out(self.dropout(pooled))
+
+
+def _lora_reason() -> str | None:
+    try:
+        from peft.tuners.lora import layer
+    except ImportError:
+        return "needs peft: pip install peft"
+    if not hasattr(layer, "Conv2d"):
+        return "this peft version has no LoRA for convolutions; upgrade peft"
+    return None
+
+
+TEXT_PAIRS = "a text-pair method: it compares two separately embedded texts"
+
+
+@TASKS.register("image-classification")
+class ImageClassification(Task):
+    primary_metric = "accuracy"
+    summary = "label for an image (ImageFolder directory or .zip): EfficientNet-Lite0 by default"
+    modality = "image"
+    default_model = "efficientnet-lite0"
+    not_applicable = {
+        "adapters": "Houlsby adapters sit after the attention and feed-forward projections of a text "
+        "transformer; a convolutional image backbone has neither (use lora or bitfit)",
+        "prefix": "prefix tuning prepends trainable key/value vectors to the attention layers of a text "
+        "transformer; a convolutional image backbone has no attention and no token sequence",
+        "cosine": TEXT_PAIRS,
+        "bi-encoder": TEXT_PAIRS,
+    }
+
+    loss = TextClassification.loss
+    metrics = TextClassification.metrics
+
+    # -- data ------------------------------------------------------------------------------------
+    def load(self, cfg) -> ImageBundle:
+        return load_images(cfg)
+
+    def encode(self, backbone, split, max_length: int, long_text: str = "truncate") -> Encoded:
+        labels = getattr(split, "labels", None)
+        return Encoded(
+            [{"item": ref} for ref in split.items],
+            targets=None if labels is None else np.asarray(labels),
+            meta={"size": int(max_length)},
+        )
+
+    def load_backbone(self, name: str, trust_remote_code: bool = False, pooling: str = "auto"):
+        return load_image_model(name, pooling)
+
+    def batches(self, enc: Encoded, backbone) -> ImageBatches:
+        return ImageBatches(
+            [r["item"] for r in enc.rows], enc.targets, enc.meta["size"], backbone.mean, backbone.std
+        )
+
+    def default_ladder(self, bundle=None) -> list[str]:
+        return list(IMAGE_LADDER)
+
+    def applies(self, strategy_name: str, bundle=None) -> str | None:
+        if strategy_name == "lora":
+            return _lora_reason()
+        return super().applies(strategy_name, bundle)
+
+    # -- model -----------------------------------------------------------------------------------
+    def build_head(self, hidden_size: int, num_labels: int, pooling: str, dropout: float) -> nn.Module:
+        return ImageHead(hidden_size, num_labels, dropout)
+
+    # -- frozen features -------------------------------------------------------------------------
+    def frozen_inputs(self, ctx, split: str, cfg, pooling: str, layers: str) -> np.ndarray:
+        """Pooled penultimate features of eval-transformed images, cached on disk under the run store."""
+        import time
+
+        from safetensors.numpy import load_file, save_file
+
+        if layers != "last":
+            raise TunebenchError(
+                f"--opt features.layers={layers}: image backbones give one pooled feature vector (the last "
+                "stage); use layers=last"
+            )
+        if pooling not in ("auto", "mean"):
+            raise TunebenchError(
+                f"--opt features.pooling={pooling}: image features are average-pooled; use mean"
+            )
+        backbone, enc = ctx.backbone, ctx.enc[split]
+        size = enc.meta["size"]
+        h = hashlib.sha256(f"image|{backbone.name}|{backbone.path}|{size}|".encode())
+        for row in enc.rows:
+            h.update(_identity(row["item"]).encode())
+            h.update(b"|")
+        root = ctx.cache.root if ctx.cache is not None else None
+        path = Path(root) / f"image-{h.hexdigest()[:24]}.safetensors" if root else None
+        if path is not None and path.is_file():
+            return load_file(str(path))["features"]
+        t0 = time.perf_counter()
+        data = self.batches(enc, backbone)
+        feats = extract_features(backbone.model, data, cfg.eval_batch_size, cfg.device, cfg.precision)
+        ctx.extract_seconds += time.perf_counter() - t0
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            save_file({"features": feats}, str(path))
+        return feats
+
+    # -- prediction ------------------------------------------------------------------------------
+    def read_inputs(self, path: str, **columns) -> ImageItems:
+        return read_image_inputs(path)
+
+    def predictions(self, outputs, enc: Encoded | None, split, label_names: list[str]) -> list[dict]:
+        rows = super().predictions(outputs, enc, split, label_names)
+        return [{"file": name, **row} for name, row in zip(split.names, rows)]

@@ -1,0 +1,228 @@
+"""Extractive QA end to end on the tiny model: windows and their span labels, the span loss, every
+applicable strategy (enrolled from the registry) finishes and round-trips through export, predict."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+
+import numpy as np
+import pytest
+import torch
+from conftest import FILLER, NEGATIVE, POSITIVE
+from safetensors.numpy import load_file
+
+import tunebench
+from tunebench.artifacts import Predictor
+from tunebench.backbones import load_backbone
+from tunebench.cli import main
+from tunebench.comparison import default_task
+from tunebench.data import DataConfig
+from tunebench.errors import TunebenchError
+from tunebench.store import RunStore
+from tunebench.strategies import STRATEGIES
+from tunebench.tasks import get_task
+from tunebench.tasks.qa import MASKED, SpanHead
+
+QA = get_task("question-answering")
+QA_STRATEGIES = [n for n in STRATEGIES.names() if QA.applies(n) is None]
+QUESTIONS = {"the story was good": POSITIVE, "the story was bad": NEGATIVE}
+
+
+def squad_articles(n_articles: int, seed: int, paragraphs: int = 4) -> dict:
+    """SQuAD v1.1 JSON: contexts of 12-44 filler words with one positive and one negative word; the
+    question 'the story was good' asks for the positive word, '... bad' for the negative one."""
+    rng = random.Random(seed)
+    data = []
+    for a in range(n_articles):
+        paras = []
+        for p in range(paragraphs):
+            words = rng.choices(FILLER, k=rng.randint(12, 44))
+            for vocab in QUESTIONS.values():
+                words.insert(rng.randrange(len(words) + 1), rng.choice(vocab))
+            picks = {q: next(i for i, w in enumerate(words) if w in v) for q, v in QUESTIONS.items()}
+            context = " ".join(words)
+            qas = []
+            for k, (q, i) in enumerate(picks.items()):
+                start = len(" ".join(words[:i])) + (1 if i else 0)
+                qas.append(
+                    {
+                        "id": f"s{seed}a{a}p{p}q{k}",
+                        "question": q,
+                        "answers": [{"text": words[i], "answer_start": start}],
+                    }
+                )
+            paras.append({"context": context, "qas": qas})
+        data.append({"title": f"article {a}", "paragraphs": paras})
+    return {"version": "1.1", "data": data}
+
+
+def write_squad(path, obj) -> str:
+    path.write_text(json.dumps(obj))
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def qa_data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("qa")
+    return DataConfig(
+        data=write_squad(root / "train.json", squad_articles(10, 1)),
+        dev=write_squad(root / "dev.json", squad_articles(3, 2)),
+        test=write_squad(root / "test.json", squad_articles(3, 3)),
+    )
+
+
+def test_windows_decode_to_the_answer(tiny_model, qa_data):
+    backbone = load_backbone(tiny_model)
+    bundle = QA.load(qa_data)
+    enc = QA.encode(backbone, bundle.train, 32)
+    assert enc.targets.shape == (len(enc), 2) and enc.targets.dtype == np.int64
+    assert enc.num_examples == len(bundle.train)
+    windows = np.bincount(enc.groups)
+    assert windows.max() > 1 and windows.min() == 1  # long contexts get several windows
+    tok = backbone.tokenizer
+    for i, ex in enumerate(bundle.train.examples):
+        own = np.flatnonzero(enc.groups == i)
+        labelled = [w for w in own if tuple(enc.targets[w]) != (0, 0)]
+        assert labelled, f"question {ex['id']}: the answer is in no window"
+        for w in labelled:
+            s, e = enc.targets[w]
+            ids = enc.rows[w]["input_ids"]
+            assert len(ids) <= 32 and len(enc.rows[w]["token_type_ids"]) == len(ids)
+            assert tok.decode(ids[s : e + 1]) == ex["answers"][0]["text"]
+            offsets = enc.meta["features"][w]["offsets"]
+            assert ex["context"][offsets[s][0] : offsets[e][1]] == ex["answers"][0]["text"]
+
+
+def test_gold_outputs_score_100(tiny_model, qa_data):
+    backbone = load_backbone(tiny_model)
+    bundle = QA.load(qa_data)
+    enc = QA.encode(backbone, bundle.dev, 32)
+    outputs = []
+    for row, (s, e) in zip(enc.rows, enc.targets):
+        o = np.zeros((len(row["input_ids"]), 2), np.float32)  # (T_i, 2)
+        o[s, 0] += 10.0
+        o[e, 1] += 10.0
+        outputs.append(o)
+    assert QA.score(outputs, enc, bundle.dev, bundle.label_names) == {"f1": 100.0, "exact_match": 100.0}
+    preds = QA.predictions(outputs, enc, bundle.dev, bundle.label_names)
+    assert [p["answer"] for p in preds] == [ex["answers"][0]["text"] for ex in bundle.dev.examples]
+    assert set(preds[0]) == {"id", "question", "answer", "score"}
+
+
+def test_span_loss_is_the_mean_of_start_and_end_cross_entropy():
+    logits = torch.tensor([[[1.0, 0.0], [2.0, 1.0], [0.0, 3.0]]])  # (B=1, T=3, 2)
+    labels = torch.tensor([[1, 2]])  # start at token 1, end at token 2
+    start = -math.log(math.exp(2) / (math.exp(1) + math.exp(2) + math.exp(0)))
+    end = -math.log(math.exp(3) / (math.exp(0) + math.exp(1) + math.exp(3)))
+    assert QA.loss(logits, labels).item() == pytest.approx((start + end) / 2, rel=1e-6)
+
+
+def test_span_head_masks_padding():
+    head = SpanHead(8)
+    hidden = torch.randn(2, 4, 8)  # (B, T, H)
+    mask = torch.tensor([[1, 1, 1, 0], [1, 1, 0, 0]])
+    logits = head(hidden, mask)
+    assert logits.shape == (2, 4, 2)
+    assert (logits[mask == 0] == MASKED).all() and (logits[mask == 1] != MASKED).all()
+
+
+def test_named_dataset_infers_the_task():
+    assert default_task(DataConfig(data="xquad-en")) == "question-answering"
+
+
+def test_dev_split_off_by_article_and_sizes(tmp_path):
+    train = write_squad(tmp_path / "t.json", squad_articles(10, 5, paragraphs=1))
+    bundle = QA.load(DataConfig(data=train))
+    assert {ex["article"] for ex in bundle.dev.examples} == {9}  # the last 10% of 10 articles
+    assert len(bundle.train) == 18 and bundle.test is None
+    small = QA.load(DataConfig(data=train, train_size=5, eval_size=1))
+    assert [ex["id"] for ex in small.train.examples] == [ex["id"] for ex in bundle.train.examples[:5]]
+    assert len(small.dev) == 1
+    one = write_squad(tmp_path / "one.json", squad_articles(1, 5))
+    with pytest.raises(TunebenchError, match="give --dev FILE"):
+        QA.load(DataConfig(data=one))
+    with pytest.raises(TunebenchError, match="train_size 99 is larger than the 18"):
+        QA.load(DataConfig(data=train, train_size=99))
+
+
+@pytest.fixture(scope="module")
+def qa_ladder(tiny_model, qa_data, tmp_path_factory):
+    out = tmp_path_factory.mktemp("qa-ladder")
+    rows = tunebench.compare(
+        qa_data,
+        model=tiny_model,
+        strategies=["all"],
+        task="question-answering",
+        out=out,
+        train={"epochs": 2, "batch_size": 16},
+        options={"adapters": {"bottleneck": "4"}, "prefix": {"virtual_tokens": "5"}, "last-k": {"k": "1"}},
+        max_length=48,
+        show=False,
+    )
+    return out, rows
+
+
+def test_every_qa_strategy_finishes_with_squad_metrics(qa_ladder):
+    out, rows = qa_ladder
+    assert "features" not in QA_STRATEGIES and "head" in QA_STRATEGIES
+    assert sorted(r["strategy"] for r in rows) == sorted(QA_STRATEGIES)
+    assert all(r["status"] == "ok" for r in rows), [(r["strategy"], r["status"]) for r in rows]
+    for rec in RunStore(out).all():
+        for split in ("dev", "test"):
+            m = rec[f"{split}_metrics"]
+            assert set(m) == {"f1", "exact_match"} and 0 <= m["exact_match"] <= m["f1"] <= 100
+        assert rec["sizes"] == {"train": 80, "dev": 24, "test": 24}
+        assert rec["rows"]["train"] > 80  # some questions have several windows
+
+
+@pytest.mark.parametrize("name", QA_STRATEGIES)
+def test_qa_export_predict_round_trip(qa_ladder, qa_data, name):
+    out, rows = qa_ladder
+    key = next(r["best_key"] for r in rows if r["strategy"] == name)
+    run_dir = out / "runs" / key
+    stored = load_file(str(run_dir / "predictions.safetensors"))
+    outputs, enc, per_example = Predictor(run_dir).outputs(QA.read_inputs(qa_data.dev))
+    assert not per_example and isinstance(outputs, list)
+    np.testing.assert_array_equal([len(o) for o in outputs], stored["dev.lengths"])
+    np.testing.assert_allclose(np.concatenate(outputs), stored["dev"], rtol=1e-5, atol=1e-5)
+
+
+def test_cli_predict_writes_answers(qa_ladder, qa_data, tmp_path):
+    out, rows = qa_ladder
+    key = next(r["best_key"] for r in rows if r["strategy"] == "full")
+    unanswered = json.loads(open(qa_data.dev).read())
+    for article in unanswered["data"]:
+        for para in article["paragraphs"]:
+            for qa in para["qas"]:
+                del qa["answers"]  # questions to answer: no gold needed
+    data = write_squad(tmp_path / "questions.json", unanswered)
+    preds = tmp_path / "p.csv"
+    argv = ["-q", "predict", "--model", str(out / "runs" / key), "--data", data, "--out", str(preds)]
+    assert main(argv) == 0
+    lines = preds.read_text().splitlines()
+    assert lines[0] == "row,id,question,answer,score" and len(lines) == 25
+    first = lines[1].split(",")
+    assert first[1] == unanswered["data"][0]["paragraphs"][0]["qas"][0]["id"]
+    assert first[3] in unanswered["data"][0]["paragraphs"][0]["context"]  # a span of the context
+    float(first[4])
+
+
+def test_cli_strategies_says_why_features_does_not_apply(capsys):
+    assert main(["strategies", "--task", "question-answering"]) == 0
+    text = capsys.readouterr().out
+    assert "features: span prediction needs a start/end head over every token" in text
+    assert "the frozen-backbone equivalent is `head`" in text
+
+
+@pytest.mark.slow
+def test_xquad_en_split_by_article(shared_data):
+    if not (shared_data / "squad" / "xquad.en.json").is_file():
+        pytest.skip("squad/xquad.en.json is not in ../shared/data")
+    bundle = QA.load(DataConfig(data="xquad-en", data_dir=str(shared_data)))
+    assert len(bundle.train) + len(bundle.dev) == 925 and len(bundle.test) == 265
+    assert {ex["article"] for ex in bundle.train.examples} == set(range(32))
+    assert {ex["article"] for ex in bundle.dev.examples} == set(range(32, 36))
+    assert {ex["article"] for ex in bundle.test.examples} == set(range(36, 48))
+    assert "dev = articles 33-36" in bundle.describe()
