@@ -199,3 +199,11 @@ def test_dev_tag_missing_from_train_is_named(tmp_path):
     (tmp_path / "dv.txt").write_text("a NN O B-ORG\n")
     with pytest.raises(TunebenchError, match=r"dv.txt: tags B-ORG do not occur in train"):
         NER.load(DataConfig(data=str(tmp_path / "tr.txt"), dev=str(tmp_path / "dv.txt")))
+
+
+def test_probe_every_layer_for_ner(tiny_model, ner_data, tmp_path):
+    from tunebench.analysis.probe import probe_layers
+
+    result = probe_layers(ner_data, model=tiny_model, out=tmp_path, task="token-classification", show=False)
+    assert result["metric"] == "f1" and [e["layer"] for e in result["layers"]] == [0, 1, 2]
+    assert result["best"]["dev"]["f1"] > 0.3 and (tmp_path / "probe.png").is_file()

@@ -237,3 +237,11 @@ def test_compare_with_chunks_scores_texts_not_windows(tiny_model, tiny_data, tmp
     stored = load_file(str(tmp_path / "runs" / key / "predictions.safetensors"))["dev"]  # per window
     per_text = Predictor(tmp_path / "runs" / key).predict_logits(texts)
     assert per_text.shape == (48, 2) and stored.shape[0] == rec["rows"]["dev"]
+
+
+def test_probe_every_layer_for_regression(tiny_model, pair_data, tmp_path):
+    from tunebench.analysis.probe import probe_layers
+
+    result = probe_layers(pair_data, model=tiny_model, out=tmp_path, task="text-regression", show=False)
+    assert result["metric"] == "spearman" and len(result["layers"]) == 2 * 3  # 2 poolings x 3 layers
+    assert result["best"]["dev"]["spearman"] > 30 and result["suggestion"]["text"]

@@ -16,10 +16,14 @@ def add_commands(sub) -> None:
         "probe",
         help="probe every layer of the frozen backbone; suggest where partial fine-tuning should start",
         description="One forward pass (feature cache shared with compare), then a logistic-regression "
-        "probe per layer and pooling. Writes OUT/probe.json and OUT/probe.png.",
+        "probe per layer and pooling (ridge for regression; per word for NER). Writes OUT/probe.json and "
+        "OUT/probe.png.",
     )
     add_data_args(p)
     _add_model_args(p)
+    p.add_argument(
+        "--task", help="text-classification, text-regression or token-classification (default: the dataset's)"
+    )
     p.set_defaults(func=_cmd_probe)
 
     g = sub.add_parser(
@@ -72,7 +76,7 @@ def _model_kwargs(a) -> dict:
 def _cmd_probe(a) -> None:
     from .probe import probe_layers
 
-    probe_layers(data_config(a), seed=a.data_seed, **_model_kwargs(a))
+    probe_layers(data_config(a), seed=a.data_seed, task=a.task, **_model_kwargs(a))
 
 
 def _cmd_gap(a) -> None:

@@ -42,11 +42,12 @@ POOL_INDEX = {"cls": 0, "mean": 1}  # position in the cache's pooling axis
 # ----------------------------------------------------------------------------- shared with gap.py
 
 
-def load_inputs(data_cfg, model: str, max_length: int | None, trust_remote_code: bool):
+def load_inputs(
+    data_cfg, model: str, max_length: int | None, trust_remote_code: bool, task: str = "text-classification"
+):
     """(bundle, backbone, task, max length), built exactly as `compare` builds them, so cache keys match."""
-    from ..backbones import load_backbone
     from ..comparison import quiet_libraries
-    from ..data import DataConfig, load_text_classification
+    from ..data import DataConfig
     from ..tasks import get_task
 
     quiet_libraries()
@@ -54,10 +55,11 @@ def load_inputs(data_cfg, model: str, max_length: int | None, trust_remote_code:
         data_cfg = DataConfig(data=data_cfg)
     if max_length is not None and max_length < 8:
         raise TunebenchError(f"--max-length {max_length}: must be >= 8")
-    bundle = load_text_classification(data_cfg)
-    backbone = load_backbone(model, trust_remote_code)
+    task_obj = get_task(task)
+    bundle = task_obj.load(data_cfg)
+    backbone = task_obj.load_backbone(model, trust_remote_code)
     limit = min(max_length or backbone.max_length, backbone.max_length)
-    return bundle, backbone, get_task("text-classification"), limit
+    return bundle, backbone, task_obj, limit
 
 
 def frozen_features(
@@ -115,6 +117,7 @@ def probe_layers(
     trust_remote_code: bool = False,
     plot: bool = True,
     show: bool = True,
+    task: str | None = None,
 ) -> dict:
     """Probe every layer x pooling; write `out/probe.json` (+ `out/probe.png`) and return the same dict.
 
@@ -122,8 +125,33 @@ def probe_layers(
     """
     t0 = time.perf_counter()
     out = Path(out)
-    bundle, backbone, task, limit = load_inputs(data_cfg, model, max_length, trust_remote_code)
+    from ..comparison import default_task
+
+    task_name = task or default_task(data_cfg)
+    bundle, backbone, task, limit = load_inputs(data_cfg, model, max_length, trust_remote_code, task_name)
     log.info("%s · model %s (max length %d)", bundle.describe(), backbone.name, limit)
+    if task.name != "text-classification":
+        from .probe_tasks import probe_task_layers
+
+        extract = {"batch_size": batch_size, "device": device, "precision": precision}
+        part = probe_task_layers(task, bundle, backbone, limit, out, extract, seed)
+        result = {
+            "data": bundle.name,
+            "data_fingerprint": bundle.fingerprint(),
+            "task": task.name,
+            "model": backbone.name,
+            "num_layers": backbone.num_layers,
+            "hidden_size": backbone.hidden_size,
+            "max_length": limit,
+            "model_pooling": backbone.pooling,
+            **{k: v for k, v in part.items() if not k.endswith("_seconds")},
+            "seconds": {
+                "extract": round(part["extract_seconds"], 2),
+                "probes": round(part["probe_seconds"], 2),
+                "total": round(time.perf_counter() - t0, 2),
+            },
+        }
+        return _write(result, out, plot, show)
     pools, extract_s = frozen_features(
         bundle, backbone, task, limit, out, batch_size=batch_size, device=device, precision=precision
     )
@@ -175,6 +203,10 @@ def probe_layers(
             "total": round(time.perf_counter() - t0, 2),
         },
     }
+    return _write(result, out, plot, show)
+
+
+def _write(result: dict, out: Path, plot: bool, show: bool) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     if plot:
         result["plot"] = str(plot_curves(result, out / "probe.png"))
@@ -186,7 +218,7 @@ def probe_layers(
 
 
 def suggest(
-    curve: list[float], majority: float, n_dev: int, metric: str = "accuracy"
+    curve: list[float], majority: float, n_dev: int, metric: str = "accuracy", se: float | None = None
 ) -> tuple[int | None, int, str]:
     """(k for last-k or None, plateau layer, one plain sentence) from the dev curve (index = layer).
 
@@ -196,7 +228,8 @@ def suggest(
     L = len(curve) - 1
     b = int(np.argmax(curve))
     top, last = curve[b], curve[L]
-    se = math.sqrt(max(top * (1 - top), 1e-4) / max(n_dev, 1))  # binomial standard error of the dev score
+    if se is None:  # binomial standard error of a dev score in [0, 1]
+        se = math.sqrt(max(top * (1 - top), 1e-4) / max(n_dev, 1))
     p = next(i for i, s in enumerate(curve) if s >= top - se)
     if top - majority <= 2 * se:
         return (
