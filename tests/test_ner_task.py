@@ -207,3 +207,56 @@ def test_probe_every_layer_for_ner(tiny_model, ner_data, tmp_path):
     result = probe_layers(ner_data, model=tiny_model, out=tmp_path, task="token-classification", show=False)
     assert result["metric"] == "f1" and [e["layer"] for e in result["layers"]] == [0, 1, 2]
     assert result["best"]["dev"]["f1"] > 0.3 and (tmp_path / "probe.png").is_file()
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"classifier": "bilstm"},
+        {"layers": "weighted-all"},
+        {"classifier": "bilstm", "layers": "weighted-all"},
+    ],
+)
+def test_table7_tagger_on_frozen_word_vectors(tiny_model, ner_data, tmp_path, options):
+    """BiLSTM and learned layer weights train on the cached word vectors; the backbone stays frozen,
+    the export predicts what the run stored, and the BiLSTM learns context (I-PER follows B-PER)."""
+    opts = {**options, "tagger_epochs": "30", "tagger_lr": "1e-2"}  # 3 steps per epoch here
+    rows = tunebench.compare(
+        ner_data,
+        model=tiny_model,
+        strategies=["features"],
+        task="token-classification",
+        out=tmp_path,
+        options={"features": opts},
+        show=False,
+    )
+    assert rows[0]["status"] == "ok", rows[0]["status"]
+    rec = RunStore(tmp_path).all()[0]
+    hidden, tags = 32, 5
+    lstm = (
+        4 * 128 * (hidden + 128 + 2) * 2 if "classifier" in options else 0
+    )  # 4 gates, 2 biases, 2 directions
+    mix = 3 if options.get("layers") == "weighted-all" else 0  # 2 block weights + the scale gamma
+    out_in = 2 * 128 if "classifier" in options else hidden
+    assert rec["trainable_params"] == lstm + mix + out_in * tags + tags
+    run_dir = tmp_path / "runs" / rec["key"]
+    stored = load_file(str(run_dir / "predictions.safetensors"))["dev"]
+    outputs, _, _ = Predictor(run_dir).outputs(NER.read_inputs(ner_data.dev))
+    np.testing.assert_allclose(outputs, stored, rtol=1e-4, atol=1e-4)
+    if options.get("layers") == "embeddings":  # word identity + the neighbours: the whole task
+        assert rec["dev_metrics"]["f1"] > 0.8
+
+
+def test_tagger_options_are_for_token_tasks_only(tiny_model, tiny_data, tmp_path):
+    data = DataConfig(data=tiny_data["train"], dev=tiny_data["dev"])
+    with pytest.raises(
+        TunebenchError, match="BiLSTM and the learned layer weights are for token classification"
+    ):
+        tunebench.compare(
+            data,
+            model=tiny_model,
+            strategies=["features"],
+            out=tmp_path,
+            options={"features": {"classifier": "bilstm"}},
+            show=False,
+        )

@@ -14,6 +14,9 @@ import numpy as np
 from ..errors import TunebenchError
 from ..extract import LAYER_CHOICES
 from .base import STRATEGIES, Strategy
+from .tagger import WordSequences, load_tagger, tagger_logits, tagger_state, train_tagger
+
+LEARNED_LAYERS = ("weighted-all", "weighted-last-4")  # token tasks: learned softmax weights over layers
 
 
 def _softmax(z: np.ndarray) -> np.ndarray:
@@ -28,25 +31,48 @@ class Features(Strategy):
     summary = "frozen backbone -> pooled features (cached) -> logistic regression, C chosen on dev"
     kind = "features"
     pooling: str = "auto"  # auto | mean | cls
-    layers: str = "last"  # last | second-last | mean-of-last-4 | concat-last-4 | mean-of-all | embeddings
-    classifier: str = "logreg"  # logreg | mlp
+    # last | second-last | mean-of-last-4 | concat-last-4 | mean-of-all | embeddings; for token tasks also
+    # the learned weighted sums weighted-all | weighted-last-4 (BERT paper Table 7)
+    layers: str = "last"
+    classifier: str = "logreg"  # logreg | mlp | bilstm (token tasks: a BiLSTM over the sentence)
     C: float = 0.0  # 0: choose on dev from `grid`
     grid: str = "1e-4,1e-3,1e-2,0.1,1,10,100"  # inverse L2 strengths tried on dev
+    # the torch tagger (token tasks: bilstm or learned layer weights), trained by the one loop
+    lstm_hidden: int = 128
+    tagger_epochs: int = 20
+    tagger_lr: float = 1e-3
     per_example_inputs: ClassVar[bool] = False  # inputs one per example (bi-encoders), not one per row
 
     def __post_init__(self):
-        if self.layers not in LAYER_CHOICES:
+        if self.layers not in LAYER_CHOICES + LEARNED_LAYERS:
             raise TunebenchError(
-                f"--opt features.layers={self.layers}: choose from {', '.join(LAYER_CHOICES)}"
+                f"--opt features.layers={self.layers}: choose from {', '.join(LAYER_CHOICES + LEARNED_LAYERS)}"
             )
-        if self.classifier not in ("logreg", "mlp"):
-            raise TunebenchError(f"--opt features.classifier={self.classifier}: choose logreg or mlp")
+        if self.classifier not in ("logreg", "mlp", "bilstm"):
+            raise TunebenchError(f"--opt features.classifier={self.classifier}: choose logreg, mlp or bilstm")
+        if self.layers in LEARNED_LAYERS and self.classifier == "mlp":
+            raise TunebenchError(
+                f"--opt features.layers={self.layers}: learned layer weights need logreg or bilstm"
+            )
+
+    @property
+    def uses_tagger(self) -> bool:
+        """Token tasks with a BiLSTM or learned layer weights: a small torch model on word sequences."""
+        return self.classifier == "bilstm" or self.layers in LEARNED_LAYERS
+
+    def settings(self) -> dict:
+        """The tagger's settings only when it is used, so runs stored before it existed keep their keys."""
+        s = super().settings()
+        if not self.uses_tagger:
+            for k in ("lstm_hidden", "tagger_epochs", "tagger_lr"):
+                s.pop(k, None)
+        return s
         if self.pooling not in ("auto", "mean", "cls"):
             raise TunebenchError(f"--opt features.pooling={self.pooling}: choose auto, mean or cls")
 
     # -- what it reads: frozen pooled features of the task's encoded rows (from the cache) -------------
     def inputs(self, ctx, split: str, cfg, pooling: str) -> np.ndarray:
-        return ctx.task.frozen_inputs(ctx, split, cfg, pooling, self.layers)
+        return ctx.task.frozen_inputs(ctx, split, cfg, pooling, self.layers, sequences=self.uses_tagger)
 
     # -- scikit-learn style: fit returns self, learned state ends in _ ------------------------------
     def fit(
@@ -65,6 +91,22 @@ class Features(Strategy):
         `score(dev_logits) -> float` (higher is better) is the task's selection metric; default: accuracy
         (regression: minus the mean squared error). `n_classes`: the size of the label set, so a class
         absent from the training labels still has its column (never predicted) and ids stay aligned."""
+        self.tagger_ = None
+        if isinstance(X, WordSequences):  # token task: BiLSTM / learned layer weights, trained by the loop
+            self.regression_, self.C_, self.weights_ = False, 0.0, []
+            self.tagger_ = train_tagger(
+                X,
+                y,
+                X_dev,
+                y_dev,
+                seed,
+                score,
+                n_classes,
+                lstm_hidden=self.lstm_hidden if self.classifier == "bilstm" else 0,
+                lr=self.tagger_lr,
+                epochs=self.tagger_epochs,
+            )
+            return self
         self.mean_ = X.mean(0)
         self.scale_ = X.std(0) + 1e-6
         Z = self._standardize(X)
@@ -115,6 +157,8 @@ class Features(Strategy):
 
     def trainable_count(self) -> int:
         """Fitted weights (the standardization statistics are not counted)."""
+        if getattr(self, "tagger_", None) is not None:
+            return sum(p.numel() for p in self.tagger_.parameters())
         return int(sum(a.size for a in self.weights_))
 
     def _make(self, c: float, seed: int):
@@ -136,6 +180,8 @@ class Features(Strategy):
 
     def decision(self, X: np.ndarray) -> np.ndarray:
         """Logits (N, C), computed with numpy from the stored weights (what predict uses after export)."""
+        if getattr(self, "tagger_", None) is not None:
+            return tagger_logits(self.tagger_, X)
         h = self._standardize(X).astype(np.float32)
         w = self.weights_
         for i in range(0, len(w) - 2, 2):
@@ -147,11 +193,17 @@ class Features(Strategy):
 
     # -- export: plain arrays (safetensors), no pickle ---------------------------------------------
     def state(self) -> dict[str, np.ndarray]:
+        if getattr(self, "tagger_", None) is not None:
+            return tagger_state(self.tagger_)
         arrays = {"mean": self.mean_.astype(np.float32), "scale": self.scale_.astype(np.float32)}
         arrays.update({f"w{i}": a for i, a in enumerate(self.weights_)})
         return arrays
 
     def load_state(self, arrays: dict[str, np.ndarray], C: float) -> Features:
+        self.tagger_ = load_tagger(arrays) if "tagger.arch" in arrays else None
+        if self.tagger_ is not None:
+            self.C_ = C
+            return self
         self.mean_, self.scale_, self.C_ = arrays["mean"], arrays["scale"], C
         self.regression_ = False
         self.weights_ = [arrays[f"w{i}"] for i in range(len(arrays) - 2)]

@@ -119,8 +119,15 @@ class Task:
         return np.asarray(split.labels)
 
     # -- frozen features (the `features` strategy) ---------------------------------------------------
-    def frozen_inputs(self, ctx, split: str, cfg, pooling: str, layers: str) -> np.ndarray:
-        """(N, D) frozen features, one per row: pooled hidden states (through the on-disk cache)."""
+    def frozen_inputs(self, ctx, split: str, cfg, pooling: str, layers: str, sequences: bool = False):
+        """(N, D) frozen features, one per row: pooled hidden states (through the on-disk cache).
+        `sequences`: word vectors per sentence for a tagger (token tasks only)."""
+        if sequences:
+            from ..errors import TunebenchError
+
+            raise TunebenchError(
+                f"features: the BiLSTM and the learned layer weights are for token classification, not {self.name}"
+            )
         return ctx.pooled(ctx.enc[split].rows, cfg, pooling, layers)
 
     def head_on_cached_features(self) -> bool:

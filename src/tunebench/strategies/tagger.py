@@ -1,0 +1,188 @@
+"""Feature-based tagging on frozen word vectors, as in the BERT paper's Table 7: the frozen backbone's
+hidden states at each word's first sub-token -> an optional learned weighted sum of layers (ELMo's
+scalar mix) -> an optional BiLSTM over the sentence -> a linear layer.
+
+The backbone never runs here: the word vectors come from the on-disk cache (`tasks/ner.py`), so
+training costs a small model's forward/backward per epoch. It goes through the one training loop
+(`training/loop.fit`); the `features` strategy calls it for `--opt features.classifier=bilstm` and for
+the learned layer combinations `--opt features.layers=weighted-all|weighted-last-4`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..training.batching import IGNORE
+
+
+@dataclass
+class WordSequences:
+    """Word vectors of whole sentences: `features` (N_words, K, H) with K layers (1 for a fixed layer
+    combination), sentences end to end, `lengths` (S,) words per sentence."""
+
+    features: np.ndarray
+    lengths: np.ndarray
+
+    def __post_init__(self):
+        self.starts = np.concatenate([[0], np.cumsum(self.lengths)[:-1]]).astype(np.int64)
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+
+class SequenceBatches:
+    """Training-loop data over sentences of cached word vectors: labels padded with IGNORE."""
+
+    def __init__(self, seqs: WordSequences, labels: np.ndarray | None):
+        self.seqs = seqs
+        self.labels = None if labels is None else np.asarray(labels)
+
+    def __len__(self) -> int:
+        return len(self.seqs)
+
+    def _batch(self, idx: np.ndarray) -> dict[str, torch.Tensor]:
+        s = self.seqs
+        width = max(int(s.lengths[i]) for i in idx)
+        K, H = s.features.shape[1:]
+        feats = torch.zeros((len(idx), width, K, H), dtype=torch.float32)  # (B, W, K, H)
+        mask = torch.zeros((len(idx), width), dtype=torch.long)
+        labels = torch.full((len(idx), width), IGNORE, dtype=torch.long)
+        for j, i in enumerate(idx):
+            a, n = s.starts[i], int(s.lengths[i])
+            feats[j, :n] = torch.from_numpy(s.features[a : a + n].astype(np.float32))
+            mask[j, :n] = 1
+            if self.labels is not None:
+                labels[j, :n] = torch.from_numpy(self.labels[a : a + n].astype(np.int64))
+        batch = {"features": feats, "attention_mask": mask}
+        if self.labels is not None:
+            batch["labels"] = labels
+        return batch
+
+    def train_batches(self, batch_size: int, seed: int) -> Iterator[dict[str, torch.Tensor]]:
+        perm = np.random.default_rng(seed).permutation(len(self))
+        for i in range(0, len(perm), batch_size):
+            yield self._batch(perm[i : i + batch_size])
+
+    def eval_batches(self, batch_size: int) -> Iterator[tuple[np.ndarray, dict[str, torch.Tensor]]]:
+        idx = np.arange(len(self))
+        for i in range(0, len(idx), batch_size):
+            yield idx[i : i + batch_size], self._batch(idx[i : i + batch_size])
+
+
+class Tagger(nn.Module):
+    """(B, W, K, H) standardized word vectors -> (B, W, C) logits."""
+
+    def __init__(self, n_layers: int, width: int, lstm_hidden: int, n_classes: int, dropout: float = 0.1):
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(n_layers, width))
+        self.register_buffer("scale", torch.ones(n_layers, width))
+        self.mix = nn.Parameter(torch.zeros(n_layers)) if n_layers > 1 else None  # softmax -> layer weights
+        self.gamma = nn.Parameter(torch.ones(1)) if n_layers > 1 else None
+        self.dropout = nn.Dropout(dropout)
+        self.lstm = nn.LSTM(width, lstm_hidden, batch_first=True, bidirectional=True) if lstm_hidden else None
+        self.out = nn.Linear(2 * lstm_hidden if lstm_hidden else width, n_classes)
+
+    def forward(self, features: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        x = (features - self.mean) / self.scale  # (B, W, K, H)
+        if self.mix is not None:
+            x = self.gamma * (x * torch.softmax(self.mix, 0)[:, None]).sum(2)  # (B, W, H)
+        else:
+            x = x[:, :, 0]
+        x = self.dropout(x)
+        if self.lstm is not None:
+            lengths = attention_mask.sum(1).cpu()
+            packed = nn.utils.rnn.pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+            x, _ = self.lstm(packed)
+            x, _ = nn.utils.rnn.pad_packed_sequence(x, batch_first=True, total_length=features.shape[1])
+            x = self.dropout(x)
+        return self.out(x)
+
+    def arch(self) -> np.ndarray:
+        """What rebuilding it from saved arrays needs: [layers, width, lstm hidden, classes]."""
+        hidden = self.lstm.hidden_size if self.lstm is not None else 0
+        return np.asarray(
+            [self.mean.shape[0], self.mean.shape[1], hidden, self.out.out_features], dtype=np.int64
+        )
+
+
+class _TokenLoss:
+    """The loop asks its task for `loss` and `primary_metric`; here: per-word cross-entropy."""
+
+    primary_metric = "score"
+
+    @staticmethod
+    def loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return nn.functional.cross_entropy(
+            logits.float().flatten(0, 1), labels.flatten(), ignore_index=IGNORE
+        )
+
+
+def train_tagger(
+    X: WordSequences,
+    y,
+    X_dev: WordSequences,
+    y_dev,
+    seed: int,
+    score,
+    n_classes: int,
+    *,
+    lstm_hidden: int,
+    lr: float,
+    epochs: int,
+) -> Tagger:
+    """Fit a Tagger with the training loop; `score(flat dev logits) -> float` picks the best epoch."""
+    from ..training.config import TrainConfig
+    from ..training.loop import fit
+    from ..training.optim import decay_groups
+
+    torch.manual_seed(seed)
+    model = Tagger(X.features.shape[1], X.features.shape[2], lstm_hidden, n_classes)
+    feats = X.features.astype(np.float32)
+    model.mean.copy_(torch.from_numpy(feats.mean(0)))
+    model.scale.copy_(torch.from_numpy(feats.std(0) + 1e-6))
+    cfg = TrainConfig(lr=lr, epochs=epochs, batch_size=32, patience=3, eval_batch_size=256, device="cpu")
+    fit(
+        model,
+        decay_groups(model.named_parameters(), lr, cfg.weight_decay),
+        SequenceBatches(X, y),
+        SequenceBatches(X_dev, y_dev),
+        _TokenLoss(),
+        lambda outs: {"score": score(np.concatenate(outs))},
+        cfg,
+        seed,
+        description="tagger",
+    )
+    return model.eval()
+
+
+@torch.no_grad()
+def tagger_logits(model: Tagger, X: WordSequences) -> np.ndarray:
+    """(N_words, C) logits, sentences end to end (the order of `X`)."""
+    from ..training.config import TrainConfig
+    from ..training.loop import predict_logits
+
+    outs = predict_logits(
+        model, SequenceBatches(X, None), TrainConfig(eval_batch_size=256), torch.device("cpu")
+    )
+    return np.concatenate(outs) if outs else np.zeros((0, model.out.out_features), np.float32)
+
+
+def tagger_state(model: Tagger) -> dict[str, np.ndarray]:
+    arrays = {f"tagger.{k}": v.detach().cpu().numpy() for k, v in model.state_dict().items()}
+    arrays["tagger.arch"] = model.arch()
+    return arrays
+
+
+def load_tagger(arrays: dict[str, np.ndarray]) -> Tagger:
+    n_layers, width, hidden, classes = (int(v) for v in arrays["tagger.arch"])
+    model = Tagger(n_layers, width, hidden, classes)
+    state = {
+        k[len("tagger.") :]: torch.from_numpy(np.asarray(v)) for k, v in arrays.items() if k != "tagger.arch"
+    }
+    model.load_state_dict(state)
+    return model.eval()
