@@ -25,4 +25,4 @@ for layers in embeddings second-last last mean-of-last-4 concat-last-4 mean-of-a
 done
 run conll2003 --data conll2003 --train-size 2000
 run cifar10-subset --data cifar10-subset --train-size 1000 --eval-size 1000 --strategies features head last-k full
-run xquad-en --data xquad-en
+run xquad-en --data xquad-en --strategies full lora last-k head --opt head.epochs=5  # head runs the frozen model each epoch
