@@ -245,3 +245,12 @@ def test_probe_every_layer_for_regression(tiny_model, pair_data, tmp_path):
     result = probe_layers(pair_data, model=tiny_model, out=tmp_path, task="text-regression", show=False)
     assert result["metric"] == "spearman" and len(result["layers"]) == 2 * 3  # 2 poolings x 3 layers
     assert result["best"]["dev"]["spearman"] > 30 and result["suggestion"]["text"]
+
+
+def test_regression_runs_are_not_flagged_as_collapsed(pair_ladder):
+    from tunebench.report.diagnostics import diagnose
+
+    out, rows = pair_ladder
+    for rec in RunStore(out).all():
+        codes = {w.code for w in diagnose(rec, out / "runs" / rec["key"])}
+        assert "collapsed-predictions" not in codes, rec["strategy"]

@@ -236,7 +236,9 @@ def _check_chance_and_collapse(record: dict, run_dir, warn) -> None:
                 "the model learned little: check labels and inputs, then train longer / unfreeze more.",
             )
 
-    logits, names = load_dev_logits(run_dir)
+    # one class per example only for classification (regression scores, NER tokens and QA spans are not)
+    classifies = record.get("task", "text-classification") in ("text-classification", "image-classification")
+    logits, names = load_dev_logits(run_dir) if classifies else (None, None)
     if logits is not None and logits.ndim == 2 and len(logits) >= 20:
         preds = logits.argmax(-1)
         top = int(max(range(logits.shape[1]), key=lambda c: int((preds == c).sum())))
