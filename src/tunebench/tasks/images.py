@@ -618,9 +618,16 @@ class ImageClassification(Task):
         return ImageHead(hidden_size, num_labels, dropout)
 
     # -- frozen features -------------------------------------------------------------------------
-    def frozen_inputs(self, ctx, split: str, cfg, pooling: str, layers: str) -> np.ndarray:
+    def frozen_inputs(
+        self, ctx, split: str, cfg, pooling: str, layers: str, sequences: bool = False
+    ) -> np.ndarray:
         """Pooled penultimate features of eval-transformed images, cached on disk under the run store."""
         import time
+
+        if sequences:
+            return super().frozen_inputs(
+                ctx, split, cfg, pooling, layers, sequences
+            )  # says: token tasks only
 
         from safetensors.numpy import load_file, save_file
 
