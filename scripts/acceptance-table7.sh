@@ -10,6 +10,3 @@ for layers in embeddings second-last last weighted-last-4 concat-last-4 weighted
     --opt features.classifier=bilstm --opt features.layers=$layers > "$OUT/conll2003-bilstm-$layers.txt" 2>&1
 done
 python scripts/table7.py "$OUT/conll2003"
-# Issue-4 layer probe on the token task (reuses the word-vector cache of the runs above).
-/usr/bin/time -f "%e s wall" -o "$OUT/conll2003-probe.time" tunebench -q probe --data conll2003 \
-  --data-dir "$DATA" --train-size 2000 --out "$OUT/conll2003" > "$OUT/conll2003-probe.txt" 2>&1

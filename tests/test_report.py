@@ -86,6 +86,14 @@ def test_overfitting_late_drop_and_falling_tail():
     assert codes(diagnose(tail)) == ["overfitting"]
 
 
+def test_still_improving_when_the_epochs_ran_out():
+    found = diagnose(record(losses=(0.9, 0.3, 0.2), devs=(0.495, 0.676, 0.703)))  # +4% in the last epoch
+    assert codes(found) == ["still-improving"] and "--opt full.epochs=6" in found[0].fix
+    assert diagnose(record(losses=(0.9, 0.3, 0.2), devs=(0.50, 0.70, 0.71))) == []  # +1.4%: levelling off
+    early = record(losses=(0.9, 0.3, 0.2), devs=(0.495, 0.676, 0.703), train_config={"lr": 1e-4, "epochs": 5})
+    assert diagnose(early) == []  # stopped early by patience, not by the epoch budget
+
+
 def test_divergence_from_status_and_rising_loss():
     diverged = record(status="error: diverged: loss became nan at epoch 1, step 3: lower --lr")
     (w,) = diagnose(diverged)

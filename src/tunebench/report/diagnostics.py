@@ -17,6 +17,7 @@ SEVERITIES = ("error", "warning", "info")  # most severe first
 OVERFIT_DROP = 0.02  # dev metric lost after the best epoch that counts as overfitting
 COLLAPSE_SHARE = 0.95  # share of dev predictions on one class that counts as collapsed
 UNDERFIT_LOSS_FALL = 0.05  # relative train-loss fall below which training "barely moved"
+STILL_RISING = 0.03  # relative dev gain in the last epoch that says training stopped too early
 UNEVEN_F1_SPREAD = 0.20  # max - min per-class F1
 TRUNCATION_SHARE = 0.10
 
@@ -179,7 +180,23 @@ def _check_history(record: dict, lr, warn) -> None:
             f"train loss barely fell over {len(losses)} epochs ({_seq(losses)}).",
             "train longer or with a higher lr, or unfreeze more of the model (last-k, LoRA, full).",
         )
-    if any(not isinstance(v, (int, float)) for v in dev) or len(history) < 3:
+    if any(not isinstance(v, (int, float)) for v in dev):
+        return
+    epochs = (record.get("train_config") or {}).get("epochs")
+    if (
+        len(dev) >= 2
+        and len(dev) == epochs
+        and dev[-1] == max(dev)
+        and dev[-1] - dev[-2] >= STILL_RISING * abs(dev[-2])
+    ):
+        warn(
+            "still-improving",
+            "info",
+            f"dev {metric} was still rising when the {epochs} epochs ran out ({_seq(dev[-3:])}).",
+            f"train longer: --opt {record.get('strategy')}.epochs={2 * epochs} (the best epoch is kept, early "
+            "stopping ends it when dev stops improving).",
+        )
+    if len(history) < 3:
         return
     best_i = max(range(len(dev)), key=lambda i: dev[i])
     drop = dev[best_i] - dev[-1]
