@@ -49,6 +49,7 @@ for layers, name in NAMES.items():
 for r in runs:
     if r["strategy"] != "features":
         print(
-            f"| fine-tuned: {r['strategy']} | {'96.4' if r['strategy'] == 'full' else '–'} | "
+            f"| trained: {r['strategy']}, {r['train_config']['epochs']} epochs | "
+            f"{'96.4' if r['strategy'] == 'full' else '–'} | "
             f"{100 * r['dev_metrics']['f1']:.1f} | {100 * r['test_metrics']['f1']:.1f} | | |"
         )
