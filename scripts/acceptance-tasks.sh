@@ -28,3 +28,7 @@ run cifar10-subset --data cifar10-subset --train-size 1000 --eval-size 1000 --st
 # XQuAD-en: train articles 1-32, dev 33-36, test 37-48. full + head only here (each gradient epoch is
 # ~1,000 windows of 256 tokens: several minutes on 2 cores); head runs the frozen model every epoch.
 run xquad-en --data xquad-en --strategies full head --opt head.epochs=3
+# XQuAD-en: full fine-tuning with a higher rate and more epochs than the ladder's default
+/usr/bin/time -f "%e s wall" -o "$OUT/xquad-en-full-longer.time" tunebench compare --data-dir "$DATA" \
+  --out "$OUT/xquad-en" --data xquad-en --strategies full --opt full.lr=1e-4 --opt full.epochs=6 --patience 3 \
+  > "$OUT/xquad-en-full-longer.txt" 2>&1
