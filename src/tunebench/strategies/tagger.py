@@ -10,14 +10,13 @@ the learned layer combinations `--opt features.layers=weighted-all|weighted-last
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
 
-from ..training.batching import IGNORE
+from ..training.batching import IGNORE, TensorBatches
 
 
 @dataclass
@@ -35,8 +34,9 @@ class WordSequences:
         return len(self.lengths)
 
 
-class SequenceBatches:
-    """Training-loop data over sentences of cached word vectors: labels padded with IGNORE."""
+class SequenceBatches(TensorBatches):
+    """Training-loop data over sentences of cached word vectors: labels padded with IGNORE (shuffled and
+    ordered batching as for cached sentence vectors; only the batch itself differs)."""
 
     def __init__(self, seqs: WordSequences, labels: np.ndarray | None):
         self.seqs = seqs
@@ -62,16 +62,6 @@ class SequenceBatches:
         if self.labels is not None:
             batch["labels"] = labels
         return batch
-
-    def train_batches(self, batch_size: int, seed: int) -> Iterator[dict[str, torch.Tensor]]:
-        perm = np.random.default_rng(seed).permutation(len(self))
-        for i in range(0, len(perm), batch_size):
-            yield self._batch(perm[i : i + batch_size])
-
-    def eval_batches(self, batch_size: int) -> Iterator[tuple[np.ndarray, dict[str, torch.Tensor]]]:
-        idx = np.arange(len(self))
-        for i in range(0, len(idx), batch_size):
-            yield idx[i : i + batch_size], self._batch(idx[i : i + batch_size])
 
 
 class Tagger(nn.Module):
