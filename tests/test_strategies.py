@@ -216,3 +216,17 @@ def test_features_keep_a_column_for_classes_missing_from_train(classifier):
     logits = f.decision(X)
     assert logits.shape == (300, 3) and not (logits.argmax(1) == 1).any()
     assert (logits.argmax(1) == y).mean() > 0.9
+
+
+def test_half_precision_checkpoint_loads_as_float32(tmp_path):
+    """Hub checkpoints saved in fp16/bf16 train from fp32 master weights (transformers 5 keeps a
+    checkpoint's dtype unless told otherwise; AdamW steps vanish in half precision)."""
+    import torch
+    from transformers import AutoModel
+
+    from conftest import make_tiny_model
+    from tunebench.backbones import load_backbone
+
+    path = make_tiny_model(tmp_path / "half")
+    AutoModel.from_pretrained(path).to(torch.bfloat16).save_pretrained(path)
+    assert {p.dtype for p in load_backbone(str(path)).model.parameters()} == {torch.float32}

@@ -148,6 +148,27 @@ def test_per_strategy_options_override_global_training_flags():
     assert head_cfg.lr == 1e-3 and head_cfg.epochs == 20  # the strategy's own defaults
 
 
+def test_task_schedule_raises_epochs_and_sets_rates_below_user_flags():
+    """A task's schedule sits between the strategy's defaults and the user's flags: epochs and patience
+    are raised to its minimum (never lowered), other fields are replaced."""
+    from tunebench.comparison import resolve_strategy
+    from tunebench.tasks import get_task
+    from tunebench.tasks.base import Task
+
+    class Long(Task):
+        schedule = {"*": {"epochs": 10, "patience": 3}, "full": {"lr": 1e-4}}
+
+    task = Long()
+    _, full = resolve_strategy("full", {}, {}, 128, task)
+    assert (full.epochs, full.patience, full.lr) == (10, 3, 1e-4)
+    _, head = resolve_strategy("head", {}, {}, 128, task)
+    assert (head.epochs, head.patience, head.lr) == (20, 4, 1e-3)  # already longer: kept
+    _, user = resolve_strategy("full", {"epochs": "4"}, {"lr": 3e-5}, 128, task)
+    assert (user.epochs, user.lr) == (4, 3e-5)  # the user's flags win
+    _, plain = resolve_strategy("full", {}, {}, 128, get_task("text-classification"))
+    assert (plain.epochs, plain.lr) == (3, 5e-5)  # sentence classification: the published defaults
+
+
 def test_rebuilt_optimizer_keeps_the_schedule_position():
     """Gradual unfreezing rebuilds the optimiser each epoch; the LR must continue, not restart warmup."""
     model = _Head()

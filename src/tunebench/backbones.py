@@ -110,8 +110,11 @@ def load_backbone(name: str = "minilm", trust_remote_code: bool = False, pooling
     hf_logging.set_verbosity_error()  # we report missing weights ourselves, in one line
     try:
         tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
-        model, info = AutoModel.from_pretrained(
-            path, trust_remote_code=trust_remote_code, output_loading_info=True
+        model, info = AutoModel.from_pretrained(  # fp32 master weights: transformers 5 would otherwise
+            path,  # keep a checkpoint's own dtype (fp16/bf16 weights cannot take small AdamW steps);
+            dtype=torch.float32,  # mixed precision comes from autocast (--precision)
+            trust_remote_code=trust_remote_code,
+            output_loading_info=True,
         )
     except OSError as err:
         offline = os.environ.get("HF_HUB_OFFLINE") == "1" or "offline" in str(err).lower()

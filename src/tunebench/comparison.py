@@ -26,14 +26,18 @@ class Plan:
     key: str
 
 
-def resolve_strategy(name: str, options: dict[str, str], train_overrides: dict, max_length: int):
-    """Strategy defaults < global overrides (--lr ...) < per-strategy options (--opt full.lr=3e-5)."""
+def resolve_strategy(
+    name: str, options: dict[str, str], train_overrides: dict, max_length: int, task=None
+):
+    """Strategy defaults < the task's schedule < global overrides (--lr ...) < per-strategy options
+    (--opt full.lr=3e-5)."""
     cls = STRATEGIES.get(name)
     train_fields = set(TrainConfig.__dataclass_fields__)
     own = {k: v for k, v in options.items() if k not in train_fields}
     per_strategy_train = {k: v for k, v in options.items() if k in train_fields}
     strategy = cls.from_options(own)
-    cfg = TrainConfig().replace(**cls.train_defaults).replace(**train_overrides)
+    defaults = task.train_defaults(name, cls.train_defaults) if task is not None else cls.train_defaults
+    cfg = TrainConfig().replace(**defaults).replace(**train_overrides)
     if per_strategy_train:
         typed = {
             k: type(getattr(cfg, k) if getattr(cfg, k) is not None else 0)(v)
@@ -98,7 +102,7 @@ def compare(
     plans = []
     for seed in seeds:
         for name in names:
-            strategy, cfg = resolve_strategy(name, options.get(name, {}), train or {}, limit)
+            strategy, cfg = resolve_strategy(name, options.get(name, {}), train or {}, limit, task_obj)
             identity = {
                 "task": task,
                 "model": [backbone.name, backbone.path, backbone.pooling],

@@ -66,6 +66,23 @@ class Task:
     # strategy name -> why it does not apply to this task (`tunebench strategies --task` prints it)
     not_applicable: ClassVar[dict[str, str]] = {}
     default_model: ClassVar[str] = "minilm"  # the packaged all-MiniLM-L6-v2
+    # The training schedule on this task. The strategies' own `train_defaults` are the published ones
+    # for sentence classification (3 epochs); a task whose head is new per token, span or image and
+    # that is trained on a few thousand examples needs more steps. Keys: "*" (every gradient strategy)
+    # or a strategy name; "epochs" and "patience" are raised to at least the value, other fields are set.
+    schedule: ClassVar[dict[str, dict[str, Any]]] = {}
+
+    def train_defaults(self, strategy: str, defaults: dict[str, Any]) -> dict[str, Any]:
+        """A strategy's `train_defaults` adjusted by this task's `schedule`."""
+        from ..training.config import TrainConfig
+
+        out = dict(defaults)
+        for key in ("*", strategy):
+            for k, v in self.schedule.get(key, {}).items():
+                if k in ("epochs", "patience"):
+                    v = max(v, out.get(k, getattr(TrainConfig, k)))
+                out[k] = v
+        return out
 
     # -- data ------------------------------------------------------------------------------------
     def load(self, cfg):
