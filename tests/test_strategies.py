@@ -222,9 +222,9 @@ def test_half_precision_checkpoint_loads_as_float32(tmp_path):
     """Hub checkpoints saved in fp16/bf16 train from fp32 master weights (transformers 5 keeps a
     checkpoint's dtype unless told otherwise; AdamW steps vanish in half precision)."""
     import torch
+    from conftest import make_tiny_model
     from transformers import AutoModel
 
-    from conftest import make_tiny_model
     from tunebench.backbones import load_backbone
 
     path = make_tiny_model(tmp_path / "half")

@@ -26,9 +26,7 @@ class Plan:
     key: str
 
 
-def resolve_strategy(
-    name: str, options: dict[str, str], train_overrides: dict, max_length: int, task=None
-):
+def resolve_strategy(name: str, options: dict[str, str], train_overrides: dict, max_length: int, task=None):
     """Strategy defaults < the task's schedule < global overrides (--lr ...) < per-strategy options
     (--opt full.lr=3e-5)."""
     cls = STRATEGIES.get(name)

@@ -104,3 +104,39 @@ def select_layers(p: np.ndarray, layers: str) -> np.ndarray:
     if layers == "mean-of-all":
         return p[:, 1:].astype(np.float32).mean(1)
     raise TunebenchError(f"--layers {layers}: choose from {', '.join(LAYER_CHOICES)}")
+
+
+@torch.no_grad()
+def token_states(ctx, split: str, cfg, name: str, pick) -> np.ndarray:
+    """(N_picked, L+1, H) float16: every layer's hidden state at the tokens `pick(i)` (an index array)
+    of each row i of `ctx.enc[split]`, rows end to end. NER picks each word's first sub-token, QA every
+    token of a window. Cached under OUT/cache/features, keyed by model, rows and `name`."""
+    enc = ctx.enc[split]
+    bb = ctx.backbone
+    key = cache_key(f"{bb.name}|{bb.path}|{name}", enc.rows, ctx.max_length)
+    root = ctx.cache.root
+    path = root / f"{key}.safetensors" if root else None
+    if path is not None and path.is_file():
+        return next(iter(load_file(str(path)).values()))  # one array ("words" in caches before QA)
+    t0 = time.perf_counter()
+    dev = resolve_device(cfg.device)
+    model = bb.model.to(dev).eval()
+    data = TokenBatches(enc.rows, None, bb.tokenizer.pad_token_id or 0)
+    per_row: list[np.ndarray | None] = [None] * len(enc.rows)
+    with bar(f"extract {name}", -(-len(enc.rows) // cfg.eval_batch_size)) as advance:
+        for idx, batch in data.eval_batches(cfg.eval_batch_size):
+            batch = {k: v.to(dev) for k, v in batch.items()}
+            with autocast(dev, cfg.precision):
+                hs = torch.stack(model(**batch, output_hidden_states=True).hidden_states, 2)  # (B, T, L+1, H)
+            hs = hs.half().cpu().numpy()
+            for j, i in enumerate(idx):
+                per_row[i] = hs[j, pick(i)]  # (picked_i, L+1, H)
+            advance(1)
+    states = np.concatenate(per_row) if per_row else np.zeros((0, 1, bb.hidden_size), np.float16)
+    ctx.extract_seconds += time.perf_counter() - t0
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        save_file({"states": states}, str(tmp))
+        tmp.replace(path)
+    return states

@@ -14,14 +14,12 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from safetensors.numpy import load_file, save_file
 from torch import nn
 
 from ..errors import TunebenchError
@@ -283,41 +281,10 @@ class TokenClassification(Task):
         return [{"tokens": " ".join(t), "tags": " ".join(g)} for t, g in zip(split.tokens, tags)]
 
 
-@torch.no_grad()
 def word_features(ctx, split: str, cfg) -> np.ndarray:
     """(N_kept_words, L+1, H) float16: every layer's hidden state at each word's first sub-token, in
     row order; cached under OUT/cache/features like the sentence pools."""
-    from ..extract import cache_key
-    from ..progress import bar
-    from ..training.batching import TokenBatches
-    from ..training.loop import autocast, resolve_device
+    from ..extract import token_states
 
-    enc = ctx.enc[split]
-    bb = ctx.backbone
-    key = cache_key(bb.name + "|" + bb.path + "|words", enc.rows, ctx.max_length)
-    root = ctx.cache.root
-    path = root / f"{key}.safetensors" if root else None
-    if path is not None and path.is_file():
-        return load_file(str(path))["words"]
-    t0 = time.perf_counter()
-    dev = resolve_device(cfg.device)
-    model = bb.model.to(dev).eval()
-    data = TokenBatches(enc.rows, None, bb.tokenizer.pad_token_id or 0)
-    per_row: list[np.ndarray | None] = [None] * len(enc.rows)
-    with bar("extract word features", -(-len(enc.rows) // cfg.eval_batch_size)) as advance:
-        for idx, batch in data.eval_batches(cfg.eval_batch_size):
-            batch = {k: v.to(dev) for k, v in batch.items()}
-            with autocast(dev, cfg.precision):
-                hs = torch.stack(model(**batch, output_hidden_states=True).hidden_states, 2)  # (B, T, L+1, H)
-            hs = hs.half().cpu().numpy()
-            for j, i in enumerate(idx):
-                per_row[i] = hs[j, enc.meta["first"][i]]  # (W_i, L+1, H)
-            advance(1)
-    words = np.concatenate(per_row) if per_row else np.zeros((0, 1, bb.hidden_size), np.float16)
-    ctx.extract_seconds += time.perf_counter() - t0
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        save_file({"words": words}, str(tmp))
-        tmp.replace(path)
-    return words
+    first = ctx.enc[split].meta["first"]
+    return token_states(ctx, split, cfg, "words", lambda i: first[i])
