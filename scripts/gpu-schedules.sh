@@ -29,3 +29,13 @@ for lr in 1e-4 2e-4; do
   run qa10-full-$lr --data xquad-en --epochs 10 --patience 3 --strategies full --opt full.lr=$lr
 done
 run qa10-lora-3e-3 --data xquad-en --epochs 10 --patience 3 --strategies lora --opt lora.lr=3e-3
+# Images (EfficientNet-Lite0; a separate call where model and data do not fit one transfer):
+# CIFAR-10 subset, 1,000 training images, 10 epochs; full fine-tuning at 5e-5 (above) and 1e-4, 3e-4
+if [ "${IMAGES:-0}" = 1 ]; then
+  run c10 --data cifar10-subset --train-size 1000 --eval-size 1000 --epochs 10 --patience 3 \
+    --strategies full head last-k
+  for lr in 1e-4 3e-4; do
+    run c10-full-$lr --data cifar10-subset --train-size 1000 --eval-size 1000 --epochs 10 --patience 3 \
+      --strategies full --opt full.lr=$lr
+  done
+fi

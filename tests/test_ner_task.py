@@ -106,7 +106,14 @@ def ner_ladder(tiny_model, ner_data, tmp_path_factory):
         task="token-classification",
         out=out,
         train={"epochs": 2, "batch_size": 16},
-        options={"adapters": {"bottleneck": "4"}, "prefix": {"virtual_tokens": "5"}, "last-k": {"k": "1"}},
+        options={
+            "adapters": {"bottleneck": "4"},
+            "prefix": {"virtual_tokens": "5"},
+            "last-k": {"k": "1"},
+            # the task's BiLSTM tagger, on a mix that includes the tiny random model's embeddings (where
+            # its word identity is; the default weighted-all mixes the blocks only)
+            "features": {"layers": "weighted-last-4", "tagger_lr": "1e-2"},
+        },
         show=False,
     )
     return out, rows
@@ -122,8 +129,10 @@ def test_every_ner_strategy_finishes_with_entity_f1(ner_ladder):
 
 
 def test_frozen_word_features_learn_the_tags(ner_ladder):
-    _, rows = ner_ladder
+    out, rows = ner_ladder
     assert next(r for r in rows if r["strategy"] == "features")["dev_mean"] > 0.3  # all-O scores 0
+    rec = next(r for r in RunStore(out).all() if r["strategy"] == "features")
+    assert rec["settings"]["classifier"] == "bilstm"  # the task's default frozen classifier (Table 7)
 
 
 @pytest.mark.parametrize("name", NER_STRATEGIES)
@@ -164,7 +173,7 @@ def test_table7_layer_combinations_are_features_options(tiny_model, ner_data, tm
             strategies=["features"],
             task="token-classification",
             out=tmp_path,
-            options={"features": {"layers": layers, "grid": "1"}},
+            options={"features": {"layers": layers, "grid": "1", "classifier": "logreg"}},
             show=False,
         )
         assert rows[0]["status"] == "ok"
@@ -212,9 +221,9 @@ def test_probe_every_layer_for_ner(tiny_model, ner_data, tmp_path):
 @pytest.mark.parametrize(
     "options",
     [
-        {"classifier": "bilstm"},
-        {"layers": "weighted-all"},
-        {"classifier": "bilstm", "layers": "weighted-all"},
+        {"classifier": "bilstm", "layers": "last"},
+        {"classifier": "logreg", "layers": "weighted-all"},
+        {"classifier": "bilstm", "layers": "weighted-all"},  # the task's default
     ],
 )
 def test_table7_tagger_on_frozen_word_vectors(tiny_model, ner_data, tmp_path, options):
@@ -234,10 +243,10 @@ def test_table7_tagger_on_frozen_word_vectors(tiny_model, ner_data, tmp_path, op
     rec = RunStore(tmp_path).all()[0]
     hidden, tags = 32, 5
     lstm = (
-        4 * 128 * (hidden + 128 + 2) * 2 if "classifier" in options else 0
+        4 * 128 * (hidden + 128 + 2) * 2 if options["classifier"] == "bilstm" else 0
     )  # 4 gates, 2 biases, 2 directions
     mix = 3 if options.get("layers") == "weighted-all" else 0  # 2 block weights + the scale gamma
-    out_in = 2 * 128 if "classifier" in options else hidden
+    out_in = 2 * 128 if options["classifier"] == "bilstm" else hidden
     assert rec["trainable_params"] == lstm + mix + out_in * tags + tags
     run_dir = tmp_path / "runs" / rec["key"]
     stored = load_file(str(run_dir / "predictions.safetensors"))["dev"]

@@ -166,7 +166,7 @@ def qa_ladder(tiny_model, qa_data, tmp_path_factory):
 
 def test_every_qa_strategy_finishes_with_squad_metrics(qa_ladder):
     out, rows = qa_ladder
-    assert "features" not in QA_STRATEGIES and "head" in QA_STRATEGIES
+    assert {"features", "head"} <= set(QA_STRATEGIES) and "cosine" not in QA_STRATEGIES
     assert sorted(r["strategy"] for r in rows) == sorted(QA_STRATEGIES)
     assert all(r["status"] == "ok" for r in rows), [(r["strategy"], r["status"]) for r in rows]
     for rec in RunStore(out).all():
@@ -209,11 +209,50 @@ def test_cli_predict_writes_answers(qa_ladder, qa_data, tmp_path):
     float(first[4])
 
 
-def test_cli_strategies_says_why_features_does_not_apply(capsys):
+def test_cli_strategies_says_why_cosine_does_not_apply(capsys):
     assert main(["strategies", "--task", "question-answering"]) == 0
     text = capsys.readouterr().out
-    assert "features: span prediction needs a start/end head over every token" in text
-    assert "the frozen-backbone equivalent is `head`" in text
+    assert "cosine: compares two separately embedded texts" in text
+
+
+def test_frozen_span_reader_learns_which_word_the_question_asks_for(tiny_model, qa_data, tmp_path):
+    """The `features` strategy on QA: cached token states of the frozen model -> span reader. Each
+    context holds both answers (a positive and a negative word), so a model blind to the question is
+    right at most half the time; the reader attends to the question and is not."""
+    common = dict(model=tiny_model, task="question-answering", out=tmp_path, max_length=48, show=False)
+    # the tiny random model's word identity sits in its embeddings: mix them in (last 4 of 3 layers)
+    opts = {"layers": "weighted-last-4", "tagger_epochs": "100", "tagger_lr": "3e-3"}
+    tunebench.compare(qa_data, strategies=["features"], options={"features": opts}, **common)
+    linear = {**opts, "classifier": "logreg"}
+    tunebench.compare(qa_data, strategies=["features"], options={"features": linear}, **common)
+    runs = {r["settings"]["classifier"]: r for r in RunStore(tmp_path).all()}
+    assert runs["bilstm"]["trainable_params"] > runs["logreg"]["trainable_params"]
+    assert runs["bilstm"]["test_metrics"]["exact_match"] >= 75, runs["bilstm"]["test_metrics"]
+    assert runs["logreg"]["test_metrics"]["exact_match"] <= 50, runs["logreg"]["test_metrics"]
+
+
+def test_qa_features_default_to_the_reader_on_learned_layer_weights():
+    from tunebench.comparison import resolve_strategy
+
+    strategy, cfg = resolve_strategy("features", {}, {}, 128, QA)
+    assert (strategy.classifier, strategy.layers) == ("bilstm", "weighted-all")
+    strategy, _ = resolve_strategy("features", {"classifier": "logreg"}, {}, 128, QA)
+    assert strategy.classifier == "logreg"  # the user's --opt wins
+
+
+def test_span_reader_masks_question_and_padding():
+    from tunebench.strategies.reader import MASKED as READER_MASKED
+    from tunebench.strategies.reader import SpanReader
+
+    torch.manual_seed(0)
+    for hidden in (0, 8):
+        reader = SpanReader(n_layers=3, width=16, hidden=hidden)
+        features = torch.randn(2, 6, 3, 16)  # (B, T, K, H)
+        mask = torch.tensor([[1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 0, 0]])
+        segments = torch.tensor([[0, 0, 0, 1, 1, 0], [0, 0, 1, 1, 0, 0]])  # [CLS] q [SEP] context [SEP]
+        logits = reader(features, mask, segments)
+        choosable = ((segments == 1) | (torch.arange(6) == 0)) & (mask == 1)
+        assert (logits[~choosable] == READER_MASKED).all() and (logits[choosable] != READER_MASKED).all()
 
 
 @pytest.mark.slow

@@ -163,6 +163,8 @@ def test_task_schedule_raises_epochs_and_sets_rates_below_user_flags():
     assert (full.epochs, full.patience, full.lr) == (10, 3, 1e-4)
     _, head = resolve_strategy("head", {}, {}, 128, task)
     assert (head.epochs, head.patience, head.lr) == (20, 4, 1e-3)  # already longer: kept
+    _, feats = resolve_strategy("features", {}, {}, 128, task)
+    assert feats.epochs == 3  # no training loop: its settings (and stored run keys) are untouched
     _, user = resolve_strategy("full", {"epochs": "4"}, {"lr": 3e-5}, 128, task)
     assert (user.epochs, user.lr) == (4, 3e-5)  # the user's flags win
     _, plain = resolve_strategy("full", {}, {}, 128, get_task("text-classification"))

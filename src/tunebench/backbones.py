@@ -199,7 +199,7 @@ def embeddings_module(model: nn.Module) -> nn.Module:
 
 
 def _image_blocks(model: nn.Module) -> list[nn.Module] | None:
-    """Parameter groups (stem, stages..., head conv) of an image backbone (tasks/images.ImageEncoder);
+    """Parameter groups (stem, stages..., head conv) of an image backbone (tasks/image_model.ImageEncoder);
     None for text encoders."""
     blocks = getattr(model, "image_blocks", None)
     return blocks() if callable(blocks) else None

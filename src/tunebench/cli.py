@@ -188,7 +188,11 @@ def _cmd_strategies(a) -> None:
     for col in ("name", "what trains", "defaults") + (("applies",) if task else ()):
         table.add_column(col)
     for name, cls in STRATEGIES.items():
-        defaults = ", ".join(f"{k}={v}" for k, v in {**cls.train_defaults, **cls().settings()}.items())
+        train, settings = cls.train_defaults, cls().settings()
+        if task:  # this task's schedule (gradient strategies) and options
+            train = task.train_defaults(name, train) if cls.kind == "gradient" else train
+            settings = cls.from_options(task.strategy_options.get(name, {})).settings()
+        defaults = ", ".join(f"{k}={v}" for k, v in {**train, **settings}.items())
         row = [name + (" *" if name in ladder else ""), cls.summary, defaults]
         if task:
             row.append("no" if task.applies(name) else "yes")

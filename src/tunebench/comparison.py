@@ -30,11 +30,15 @@ def resolve_strategy(name: str, options: dict[str, str], train_overrides: dict, 
     """Strategy defaults < the task's schedule < global overrides (--lr ...) < per-strategy options
     (--opt full.lr=3e-5)."""
     cls = STRATEGIES.get(name)
+    if task is not None:
+        options = {**task.strategy_options.get(name, {}), **options}
     train_fields = set(TrainConfig.__dataclass_fields__)
     own = {k: v for k, v in options.items() if k not in train_fields}
     per_strategy_train = {k: v for k, v in options.items() if k in train_fields}
     strategy = cls.from_options(own)
-    defaults = task.train_defaults(name, cls.train_defaults) if task is not None else cls.train_defaults
+    defaults = cls.train_defaults
+    if task is not None and cls.kind == "gradient":  # the schedule is for the training loop
+        defaults = task.train_defaults(name, defaults)
     cfg = TrainConfig().replace(**defaults).replace(**train_overrides)
     if per_strategy_train:
         typed = {

@@ -221,6 +221,8 @@ def _run_features(ctx: Context, strategy, cfg: TrainConfig, seed: int, run_dir: 
         score=dev_score,
         regression=ctx.task.regression,
         n_classes=None if ctx.task.regression else len(ctx.bundle.label_names),
+        loss=ctx.task.loss,
+        device=cfg.device,  # the torch tagger / reader (token tasks) train on the GPU when there is one
     )
     train_s = time.perf_counter() - t0
     t0 = time.perf_counter()

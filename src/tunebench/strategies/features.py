@@ -14,6 +14,7 @@ import numpy as np
 from ..errors import TunebenchError
 from ..extract import LAYER_CHOICES
 from .base import STRATEGIES, Strategy
+from .reader import SpanReader, TokenStates, load_reader, reader_logits, reader_state, train_reader
 from .tagger import WordSequences, load_tagger, tagger_logits, tagger_state, train_tagger
 
 LEARNED_LAYERS = ("weighted-all", "weighted-last-4")  # token tasks: learned softmax weights over layers
@@ -85,13 +86,34 @@ class Features(Strategy):
         score=None,
         regression: bool = False,
         n_classes: int | None = None,
+        loss=None,
+        device: str = "cpu",
     ) -> Features:
         """Standardize, then one classifier (ridge regressor) per C in the grid; keep the best on dev.
 
         `score(dev_logits) -> float` (higher is better) is the task's selection metric; default: accuracy
         (regression: minus the mean squared error). `n_classes`: the size of the label set, so a class
-        absent from the training labels still has its column (never predicted) and ids stay aligned."""
+        absent from the training labels still has its column (never predicted) and ids stay aligned.
+        Token tasks get sequences instead of a matrix: QA's TokenStates train the span reader with the
+        task's `loss`, NER's WordSequences the tagger."""
         self.tagger_ = None
+        hidden = self.lstm_hidden if self.classifier == "bilstm" else 0
+        if isinstance(X, TokenStates):  # extractive QA: span reader, trained by the loop
+            self.regression_, self.C_, self.weights_ = False, 0.0, []
+            self.tagger_ = train_reader(
+                X,
+                y,
+                X_dev,
+                y_dev,
+                seed,
+                score,
+                loss,
+                hidden=hidden,
+                lr=self.tagger_lr,
+                epochs=self.tagger_epochs,
+                device=device,
+            )
+            return self
         if isinstance(X, WordSequences):  # token task: BiLSTM / learned layer weights, trained by the loop
             self.regression_, self.C_, self.weights_ = False, 0.0, []
             self.tagger_ = train_tagger(
@@ -102,9 +124,10 @@ class Features(Strategy):
                 seed,
                 score,
                 n_classes,
-                lstm_hidden=self.lstm_hidden if self.classifier == "bilstm" else 0,
+                lstm_hidden=hidden,
                 lr=self.tagger_lr,
                 epochs=self.tagger_epochs,
+                device=device,
             )
             return self
         self.mean_ = X.mean(0)
@@ -180,6 +203,8 @@ class Features(Strategy):
 
     def decision(self, X: np.ndarray) -> np.ndarray:
         """Logits (N, C), computed with numpy from the stored weights (what predict uses after export)."""
+        if isinstance(X, TokenStates):
+            return reader_logits(self.tagger_, X)
         if getattr(self, "tagger_", None) is not None:
             return tagger_logits(self.tagger_, X)
         h = self._standardize(X).astype(np.float32)
@@ -194,13 +219,23 @@ class Features(Strategy):
     # -- export: plain arrays (safetensors), no pickle ---------------------------------------------
     def state(self) -> dict[str, np.ndarray]:
         if getattr(self, "tagger_", None) is not None:
-            return tagger_state(self.tagger_)
+            return (
+                reader_state(self.tagger_)
+                if isinstance(self.tagger_, SpanReader)
+                else tagger_state(self.tagger_)
+            )
         arrays = {"mean": self.mean_.astype(np.float32), "scale": self.scale_.astype(np.float32)}
         arrays.update({f"w{i}": a for i, a in enumerate(self.weights_)})
         return arrays
 
     def load_state(self, arrays: dict[str, np.ndarray], C: float) -> Features:
-        self.tagger_ = load_tagger(arrays) if "tagger.arch" in arrays else None
+        self.tagger_ = (
+            load_tagger(arrays)
+            if "tagger.arch" in arrays
+            else load_reader(arrays)
+            if "reader.arch" in arrays
+            else None
+        )
         if self.tagger_ is not None:
             self.C_ = C
             return self

@@ -46,22 +46,38 @@ class SequenceBatches(TensorBatches):
         return len(self.seqs)
 
     def _batch(self, idx: np.ndarray) -> dict[str, torch.Tensor]:
+        batch = self._states(idx)
+        if self.labels is not None:
+            batch["labels"] = self._labels(idx, batch["attention_mask"].shape[1])
+        return batch
+
+    def _states(self, idx: np.ndarray) -> dict[str, torch.Tensor]:
         s = self.seqs
         width = max(int(s.lengths[i]) for i in idx)
         K, H = s.features.shape[1:]
         feats = torch.zeros((len(idx), width, K, H), dtype=torch.float32)  # (B, W, K, H)
         mask = torch.zeros((len(idx), width), dtype=torch.long)
-        labels = torch.full((len(idx), width), IGNORE, dtype=torch.long)
         for j, i in enumerate(idx):
             a, n = s.starts[i], int(s.lengths[i])
             feats[j, :n] = torch.from_numpy(s.features[a : a + n].astype(np.float32))
             mask[j, :n] = 1
-            if self.labels is not None:
-                labels[j, :n] = torch.from_numpy(self.labels[a : a + n].astype(np.int64))
-        batch = {"features": feats, "attention_mask": mask}
-        if self.labels is not None:
-            batch["labels"] = labels
-        return batch
+        return {"features": feats, "attention_mask": mask}
+
+    def _labels(self, idx: np.ndarray, width: int) -> torch.Tensor:
+        s = self.seqs
+        labels = torch.full((len(idx), width), IGNORE, dtype=torch.long)
+        for j, i in enumerate(idx):
+            a, n = s.starts[i], int(s.lengths[i])
+            labels[j, :n] = torch.from_numpy(self.labels[a : a + n].astype(np.int64))
+        return labels
+
+
+def standardizer(features: np.ndarray, max_rows: int = 50_000) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-layer, per-dimension mean and std of (N, K, H) features, from at most `max_rows` evenly
+    spaced rows (QA's token states are ~10^5 rows: a float32 copy of all of them would be GBs)."""
+    step = max(1, -(-len(features) // max_rows))
+    sample = features[::step].astype(np.float32)
+    return torch.from_numpy(sample.mean(0)), torch.from_numpy(sample.std(0) + 1e-6)
 
 
 class Tagger(nn.Module):
@@ -124,6 +140,7 @@ def train_tagger(
     lstm_hidden: int,
     lr: float,
     epochs: int,
+    device: str = "cpu",
 ) -> Tagger:
     """Fit a Tagger with the training loop; `score(flat dev logits) -> float` picks the best epoch."""
     from ..training.config import TrainConfig
@@ -132,10 +149,10 @@ def train_tagger(
 
     torch.manual_seed(seed)
     model = Tagger(X.features.shape[1], X.features.shape[2], lstm_hidden, n_classes)
-    feats = X.features.astype(np.float32)
-    model.mean.copy_(torch.from_numpy(feats.mean(0)))
-    model.scale.copy_(torch.from_numpy(feats.std(0) + 1e-6))
-    cfg = TrainConfig(lr=lr, epochs=epochs, batch_size=32, patience=3, eval_batch_size=256, device="cpu")
+    mean, scale = standardizer(X.features)
+    model.mean.copy_(mean)
+    model.scale.copy_(scale)
+    cfg = TrainConfig(lr=lr, epochs=epochs, batch_size=32, patience=3, eval_batch_size=256, device=device)
     fit(
         model,
         decay_groups(model.named_parameters(), lr, cfg.weight_decay),
@@ -147,7 +164,7 @@ def train_tagger(
         seed,
         description="tagger",
     )
-    return model.eval()
+    return model.cpu().eval()  # predictions and the export run on the CPU
 
 
 @torch.no_grad()

@@ -71,6 +71,9 @@ class Task:
     # that is trained on a few thousand examples needs more steps. Keys: "*" (every gradient strategy)
     # or a strategy name; "epochs" and "patience" are raised to at least the value, other fields are set.
     schedule: ClassVar[dict[str, dict[str, Any]]] = {}
+    # strategy name -> its options on this task, below the user's --opt (e.g. the frozen-feature
+    # classifier that the task's literature uses)
+    strategy_options: ClassVar[dict[str, dict[str, str]]] = {}
 
     def train_defaults(self, strategy: str, defaults: dict[str, Any]) -> dict[str, Any]:
         """A strategy's `train_defaults` adjusted by this task's `schedule`."""
