@@ -186,7 +186,10 @@ def test_qa_export_predict_round_trip(qa_ladder, qa_data, name):
     outputs, enc, per_example = Predictor(run_dir).outputs(QA.read_inputs(qa_data.dev))
     assert not per_example and isinstance(outputs, list)
     np.testing.assert_array_equal([len(o) for o in outputs], stored["dev.lengths"])
-    np.testing.assert_allclose(np.concatenate(outputs), stored["dev"], rtol=1e-5, atol=1e-5)
+    # features and head trained on token states cached as float16; the export runs the fp32 backbone
+    cached = name in ("features", "head")
+    tol = 2e-3 if cached else 1e-5
+    np.testing.assert_allclose(np.concatenate(outputs), stored["dev"], rtol=tol, atol=tol)
 
 
 def test_cli_predict_writes_answers(qa_ladder, qa_data, tmp_path):
@@ -238,6 +241,16 @@ def test_qa_features_default_to_the_reader_on_learned_layer_weights():
     assert (strategy.classifier, strategy.layers) == ("bilstm", "weighted-all")
     strategy, _ = resolve_strategy("features", {"classifier": "logreg"}, {}, 128, QA)
     assert strategy.classifier == "logreg"  # the user's --opt wins
+
+
+def test_qa_head_trains_on_cached_windows_with_the_backbone_frozen(qa_ladder):
+    """head-only runs the frozen backbone once (the token-state cache), not every epoch."""
+    out, _ = qa_ladder
+    rec = next(r for r in RunStore(out).all() if r["strategy"] == "head")
+    assert rec["trainable_params"] == 32 * 2 + 2  # the start/end layer on the tiny model's 32 dims
+    # one cache of every layer at every token per split, filled by whichever of features / head ran
+    # first and reused by the other
+    assert len(list((out / "cache").rglob("*.safetensors"))) >= 3
 
 
 def test_span_reader_masks_question_and_padding():

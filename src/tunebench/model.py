@@ -38,8 +38,9 @@ class HeadOnFeatures(nn.Module):
         super().__init__()
         self.head = head
 
-    def forward(self, features: torch.Tensor) -> torch.Tensor:  # (B, H) -> (B, C)
-        return self.head.from_pooled(features)
+    def forward(self, features: torch.Tensor, **window) -> torch.Tensor:  # (B, H) -> (B, C)
+        """`window`: what sequence heads also need (QA: attention_mask, segments of cached windows)."""
+        return self.head.from_pooled(features, **window)
 
 
 def count_parameters(model: nn.Module) -> tuple[int, int]:

@@ -21,7 +21,6 @@ from .extract import FeatureCache, select
 from .measure import PeakMemory
 from .model import HeadOnFeatures, TaskModel, count_parameters
 from .strategies.base import Strategy
-from .training.batching import TensorBatches
 from .training.config import TrainConfig
 from .training.loop import Diverged, fit, predict_logits, resolve_device
 
@@ -257,7 +256,7 @@ def _run_gradient(ctx: Context, strategy, cfg: TrainConfig, seed: int, run_dir: 
     if strategy.uses_cached_features and ctx.task.head_on_cached_features():  # head-only: features once
         feats = {s: ctx.task.frozen_inputs(ctx, s, cfg, pooling, "last") for s in ctx.splits}
         model = HeadOnFeatures(full_model.head)
-        data = {s: TensorBatches(feats[s], ctx.task.frozen_targets(ctx, s)) for s in ctx.splits}
+        data = {s: ctx.task.feature_batches(feats[s], ctx.task.frozen_targets(ctx, s)) for s in ctx.splits}
     else:
         model = full_model
         data = {s: ctx.batches(s) for s in ctx.splits}

@@ -155,6 +155,12 @@ class Task:
         backbone every epoch: needs a head that is a function of one frozen vector per target."""
         return not self.token_level
 
+    def feature_batches(self, features, targets):
+        """Training-loop data over `frozen_inputs` for head-only on cached features."""
+        from ..training.batching import TensorBatches
+
+        return TensorBatches(features, targets)
+
     def frozen_targets(self, ctx, split: str):
         """The labels aligned with `frozen_inputs`."""
         return ctx.targets(split)

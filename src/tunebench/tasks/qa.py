@@ -19,8 +19,8 @@ questions in file order; `--eval-size N` keeps the first N dev / test questions.
 Frozen features (`features`): every layer's state at every token of each window, cached once
 (`extract.token_states`), feed a small span reader (`strategies/reader.py`: learned layer weights,
 context-to-question attention, a BiLSTM, start/end); `--opt features.classifier=logreg` is the linear
-start/end layer on the mixed layers. `head` is that linear layer on the last layer, run through the
-frozen backbone each epoch. Not for QA: `cosine` and `bi-encoder` (they compare two separately
+start/end layer on the mixed layers. `head` is a start/end layer on the last layer, trained on the
+same cache. Not for QA: `cosine` and `bi-encoder` (they compare two separately
 embedded texts).
 """
 
@@ -225,6 +225,12 @@ class SpanHead(nn.Module):
         logits = self.out(hidden)
         return logits.masked_fill(attention_mask.unsqueeze(-1) == 0, MASKED)
 
+    def from_pooled(
+        self, features: torch.Tensor, attention_mask: torch.Tensor, segments=None
+    ) -> torch.Tensor:
+        """Head-only on cached windows: (B, T, 1, H) last-layer states -> (B, T, 2)."""
+        return self(features[:, :, 0], attention_mask)
+
 
 @TASKS.register("question-answering")
 class QuestionAnswering(Task):
@@ -287,6 +293,14 @@ class QuestionAnswering(Task):
 
     def frozen_targets(self, ctx, split: str):
         return ctx.targets(split)
+
+    def head_on_cached_features(self) -> bool:
+        return True  # the start/end layer trains on the cached last-layer states of each window
+
+    def feature_batches(self, features, targets):
+        from ..strategies.reader import StateBatches
+
+        return StateBatches(features, targets)
 
     def build_head(self, hidden_size: int, num_labels: int, pooling: str, dropout: float) -> nn.Module:
         return SpanHead(hidden_size)  # no dropout, as BertForQuestionAnswering
