@@ -35,7 +35,9 @@ class Features(Strategy):
     # last | second-last | mean-of-last-4 | concat-last-4 | mean-of-all | embeddings; for token tasks also
     # the learned weighted sums weighted-all | weighted-last-4 (BERT paper Table 7)
     layers: str = "last"
-    classifier: str = "logreg"  # logreg | mlp | bilstm (token tasks: a BiLSTM over the sentence)
+    # logreg | mlp | bilstm (NER: a BiLSTM over the sentence; QA: the span reader of reader.py, whose
+    # linear form is logreg). Tasks set their own default (Task.strategy_options).
+    classifier: str = "logreg"
     C: float = 0.0  # 0: choose on dev from `grid`
     grid: str = "1e-4,1e-3,1e-2,0.1,1,10,100"  # inverse L2 strengths tried on dev
     # the torch tagger (token tasks: bilstm or learned layer weights), trained by the one loop

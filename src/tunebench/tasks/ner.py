@@ -5,8 +5,9 @@ the other sub-tokens are ignored by the loss. Words cut off by the maximum lengt
 so truncation costs recall instead of silently shrinking the test set.
 
 Frozen features (the `features` strategy, BERT paper Table 7): one forward pass stores every layer's
-hidden state at each word's first sub-token (cached on disk); a layer combination of those vectors
-goes to the same logistic regression as for sentences.
+hidden state at each word's first sub-token (cached on disk); by default a BiLSTM on a learned
+weighted sum of all layers (strategies/tagger.py), or with `--opt features.classifier=logreg` a layer
+combination of those vectors into the same logistic regression as for sentences.
 """
 
 from __future__ import annotations
