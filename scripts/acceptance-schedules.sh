@@ -15,5 +15,4 @@ run xquad-en-features xquad-en --data xquad-en --strategies features
 run conll2003-schedule conll2003 --data conll2003 --train-size 2000
 run xquad-en-full10 xquad-en --data xquad-en --strategies full
 run xquad-en-head20 xquad-en --data xquad-en --strategies head
-# not run on the CPU yet (measured on a GPU: scripts/gpu-schedules.sh)
-# run xquad-en-lora10 xquad-en --data xquad-en --strategies lora
+run xquad-en-lora10 xquad-en --data xquad-en --strategies lora
