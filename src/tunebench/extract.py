@@ -89,6 +89,17 @@ def select(pools: np.ndarray, pooling: str, layers: str) -> np.ndarray:
     return select_layers(pools[:, :, 0 if pooling == "cls" else 1], layers)
 
 
+def layer_stack(states: np.ndarray, layers: str) -> np.ndarray:
+    """(N, L+1, H) per-layer vectors -> (N, K, H) for a model that mixes layers itself: the L blocks
+    for weighted-all (as BERT Table 7's "all 12 layers"), the last 4 for weighted-last-4, else the one
+    fixed combination of `select_layers` as K = 1."""
+    if layers == "weighted-all":
+        return states[:, 1:]
+    if layers == "weighted-last-4":
+        return states[:, -4:]
+    return select_layers(states, layers)[:, None]
+
+
 def select_layers(p: np.ndarray, layers: str) -> np.ndarray:
     """(N, L+1, H) per-layer vectors (index 0 = embeddings) -> (N, D) float32 for one combination."""
     if layers == "embeddings":

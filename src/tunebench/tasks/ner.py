@@ -256,20 +256,15 @@ class TokenClassification(Task):
     def frozen_inputs(self, ctx, split: str, cfg, pooling: str, layers: str, sequences: bool = False):
         """(N_kept_words, D) for a linear classifier; with `sequences`, WordSequences for the tagger
         (a BiLSTM needs sentence boundaries; learned layer weights need every layer)."""
-        from ..extract import select_layers
+        from ..extract import layer_stack, select_layers
         from ..strategies.tagger import WordSequences
 
         words = word_features(ctx, split, cfg)  # (N, L+1, H) float16
         if not sequences:
             return select_layers(words, layers)
-        if layers == "weighted-all":  # the L blocks, as Table 7's "all 12 layers"
-            feats = words[:, 1:]
-        elif layers == "weighted-last-4":
-            feats = words[:, -4:]
-        else:
-            feats = select_layers(words, layers)[:, None]
         return WordSequences(
-            feats, np.asarray([len(f) for f in ctx.enc[split].meta["first"]], dtype=np.int64)
+            layer_stack(words, layers),
+            np.asarray([len(f) for f in ctx.enc[split].meta["first"]], dtype=np.int64),
         )
 
     def frozen_targets(self, ctx, split: str) -> np.ndarray:

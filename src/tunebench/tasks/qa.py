@@ -273,18 +273,12 @@ class QuestionAnswering(Task):
     # -- frozen features: every layer at every token of each window, for the span reader --------------
     def frozen_inputs(self, ctx, split: str, cfg, pooling: str, layers: str, sequences: bool = False):
         """TokenStates of every window (any `sequences`: a span needs the whole window)."""
-        from ..extract import select_layers, token_states
-        from ..strategies.features import LEARNED_LAYERS
+        from ..extract import layer_stack, token_states
         from ..strategies.reader import TokenStates
 
         enc = ctx.enc[split]
         states = token_states(ctx, split, cfg, "windows", lambda i: slice(0, len(enc.rows[i]["input_ids"])))
-        if layers == "weighted-all":  # the L blocks
-            states = states[:, 1:]
-        elif layers == "weighted-last-4":
-            states = states[:, -4:]
-        elif layers not in LEARNED_LAYERS:
-            states = select_layers(states, layers)[:, None]
+        states = layer_stack(states, layers)
         segments = np.concatenate(
             [[o is not None for o in f["offsets"]] for f in enc.meta["features"]] or [np.zeros(0)]
         ).astype(np.int8)
