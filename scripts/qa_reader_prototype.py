@@ -15,8 +15,8 @@ import torch
 from torch import nn
 
 from tunebench.data import DataConfig
-from tunebench.runner import Context
-from tunebench.strategies.tagger import SequenceBatches, Tagger, WordSequences
+from tunebench.runner import RunInputs
+from tunebench.tasks.token_classification.tagger import SequenceBatches, Tagger, WordSequences
 from tunebench.tasks import get_task
 from tunebench.training.batching import TokenBatches
 from tunebench.training.config import TrainConfig
@@ -34,7 +34,7 @@ if os.environ.get("PROTO_SMALL"):
     bundle.dev = bundle.dev.head(20)
     bundle.test = bundle.test.head(20)
 bb = task.load_backbone(MODEL, False, "auto")
-ctx = Context(task, bb, bundle, WORK / "out", min(384, bb.max_length))
+ctx = RunInputs(task, bb, bundle, WORK / "out", min(384, bb.max_length))
 
 
 def states(split):

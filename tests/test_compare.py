@@ -9,17 +9,17 @@ import pytest
 from safetensors.numpy import load_file
 
 import tunebench
-from tunebench import runner
-from tunebench.artifacts import Predictor
+from tunebench import comparison as runner  # compare calls runner.run_one through its own name
 from tunebench.cli import main
 from tunebench.data import DataConfig, load_text_classification
-from tunebench.prediction import read_texts
+from tunebench.data.text import read_texts
+from tunebench.prediction import Predictor
 from tunebench.store import RunStore
 from tunebench.strategies import STRATEGIES
 from tunebench.tasks import get_task
 
 # every registered strategy that runs on single-text classification (pair-only ones: test_pairs.py)
-ALL = [n for n in STRATEGIES.names() if get_task("text-classification").applies(n) is None]
+ALL = [n for n in STRATEGIES.names() if get_task("text-classification").applies(STRATEGIES.get(n)) is None]
 FAST = {"epochs": 2, "batch_size": 16}
 OPTIONS = {"adapters": {"bottleneck": "4"}, "prefix": {"virtual_tokens": "5"}, "last-k": {"k": "1"}}
 

@@ -8,15 +8,15 @@ import torch
 from safetensors.numpy import load_file
 
 import tunebench
-from tunebench.artifacts import Predictor
 from tunebench.data import DataConfig
-from tunebench.prediction import read_texts
+from tunebench.data.text import read_texts
+from tunebench.prediction import Predictor
 from tunebench.store import RunStore
 from tunebench.strategies import STRATEGIES
 from tunebench.tasks import get_task
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-ALL = [n for n in STRATEGIES.names() if get_task("text-classification").applies(n) is None]
+ALL = [n for n in STRATEGIES.names() if get_task("text-classification").applies(STRATEGIES.get(n)) is None]
 OPTIONS = {"adapters": {"bottleneck": "4"}, "prefix": {"virtual_tokens": "5"}, "last-k": {"k": "1"}}
 
 

@@ -20,27 +20,24 @@ from safetensors.numpy import load_file
 from torch import nn
 
 import tunebench
-from tunebench.artifacts import Predictor
 from tunebench.backbones import embeddings_module, encoder_layers
 from tunebench.cli import main
 from tunebench.data import DataConfig
+from tunebench.data.image_bundle import read_image_inputs
 from tunebench.errors import TunebenchError
 from tunebench.model import TaskModel
+from tunebench.prediction import Predictor
 from tunebench.store import RunStore
 from tunebench.strategies import STRATEGIES
 from tunebench.tasks import get_task
-from tunebench.tasks.images import (
-    ImageBatches,
-    load_image_model,
-    read_image_inputs,
-    register_image_backbone,
-)
+from tunebench.tasks.image_classification import load_image_model, register_image_backbone
+from tunebench.tasks.image_classification.batches import ImageBatches
 from tunebench.training.config import TrainConfig
 from tunebench.training.loop import fit
 from tunebench.vision import ImageBackbone, generic_blocks
 
 IMG = get_task("image-classification")
-ALL = [n for n in STRATEGIES.names() if IMG.applies(n) is None]
+ALL = [n for n in STRATEGIES.names() if IMG.applies(STRATEGIES.get(n)) is None]
 TINY = "tiny-cnn-test"
 FAST = {"epochs": 2, "batch_size": 8}
 HYMENOPTERA = Path(__file__).resolve().parents[2] / "shared" / "data" / "images" / "hymenoptera_data.zip"

@@ -11,18 +11,18 @@ from conftest import FILLER, NEGATIVE, POSITIVE
 from safetensors.numpy import load_file
 
 import tunebench
-from tunebench.artifacts import Predictor
 from tunebench.backbones import load_backbone
 from tunebench.cli import main
 from tunebench.data import DataConfig
 from tunebench.errors import TunebenchError
+from tunebench.prediction import Predictor
 from tunebench.store import RunStore
 from tunebench.strategies import STRATEGIES
 from tunebench.tasks import get_task
-from tunebench.tasks.ner import TokenSplit
+from tunebench.tasks.token_classification import TokenSplit
 
 NER = get_task("token-classification")
-NER_STRATEGIES = [n for n in STRATEGIES.names() if NER.applies(n) is None]
+NER_STRATEGIES = [n for n in STRATEGIES.names() if NER.applies(STRATEGIES.get(n)) is None]
 
 
 def write_conll(path, n: int, seed: int) -> str:
@@ -187,20 +187,20 @@ def test_table7_layer_combinations_are_features_options(tiny_model, ner_data, tm
 def test_word_features_are_the_hidden_states_at_first_sub_tokens(tiny_model, ner_data, tmp_path):
     import torch
 
-    from tunebench.runner import Context
-    from tunebench.training.config import TrainConfig
+    from tunebench.extract import FrozenSource
 
     backbone = load_backbone(tiny_model)
-    ctx = Context(NER, backbone, NER.load(ner_data), tmp_path, 64)
-    X = NER.frozen_inputs(ctx, "dev", TrainConfig(), "mean", "last")
-    y = NER.frozen_targets(ctx, "dev")
-    assert len(X) == len(y) == sum(len(t) for t in ctx.split("dev").tokens)
-    row = ctx.enc["dev"].rows[0]
+    bundle = NER.load(ner_data)
+    enc = NER.encode(backbone, bundle.dev, 64)
+    X = NER.frozen_inputs(FrozenSource(backbone, tmp_path, 64), enc, "mean", "last")
+    y = NER.frozen_targets(enc)
+    assert len(X) == len(y) == sum(len(t) for t in bundle.dev.tokens)
+    row = enc.rows[0]
     with torch.no_grad():
         hidden = backbone.model(input_ids=torch.tensor([row["input_ids"]])).last_hidden_state[0]
-    first = ctx.enc["dev"].meta["first"][0]
+    first = enc.meta["first"][0]
     np.testing.assert_allclose(X[: len(first)], hidden[first].numpy(), atol=2e-3)  # stored as float16
-    assert y[: len(first)].tolist() == [ctx.bundle.label_names.index(t) for t in ctx.split("dev").tags[0]]
+    assert y[: len(first)].tolist() == [bundle.label_names.index(t) for t in bundle.dev.tags[0]]
 
 
 def test_dev_tag_missing_from_train_is_named(tmp_path):

@@ -14,7 +14,7 @@ import pytest
 
 from tunebench.data.conll import label_list, read_token_file, to_iob2
 from tunebench.errors import TunebenchError
-from tunebench.tasks.entity_metrics import entities, entity_scores
+from tunebench.tasks.token_classification.metrics import entities, entity_scores
 
 CONLL_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "conll2003"
 

@@ -15,16 +15,16 @@ from conftest import make_rows
 from safetensors.numpy import load_file
 
 import tunebench
-from tunebench.artifacts import Predictor
 from tunebench.cli import main
 from tunebench.data import DataConfig, load_text_regression
+from tunebench.data.text import Texts, read_texts
 from tunebench.errors import TunebenchError
-from tunebench.prediction import Texts, read_texts
+from tunebench.prediction import Predictor
 from tunebench.store import RunStore
 from tunebench.strategies import STRATEGIES
 from tunebench.tasks import get_task
 from tunebench.tasks.base import pool_groups
-from tunebench.tasks.regression import pearson, ranks, spearman
+from tunebench.tasks.text_regression import pearson, ranks, spearman
 
 REGRESSION = get_task("text-regression")
 
@@ -116,7 +116,7 @@ def test_a_named_dataset_of_another_task_says_which_task(shared_data):
 # -- strategies ----------------------------------------------------------------------------------
 
 WITH_PAIRS = SimpleNamespace(train=SimpleNamespace(text_pairs=["a text"]))
-PAIR_STRATEGIES = [n for n in STRATEGIES.names() if REGRESSION.applies(n, WITH_PAIRS) is None]
+PAIR_STRATEGIES = [n for n in STRATEGIES.names() if REGRESSION.applies(STRATEGIES.get(n), WITH_PAIRS) is None]
 
 
 @pytest.fixture(scope="module")

@@ -14,19 +14,19 @@ from conftest import FILLER, NEGATIVE, POSITIVE
 from safetensors.numpy import load_file
 
 import tunebench
-from tunebench.artifacts import Predictor
 from tunebench.backbones import load_backbone
 from tunebench.cli import main
 from tunebench.comparison import default_task
 from tunebench.data import DataConfig
 from tunebench.errors import TunebenchError
+from tunebench.prediction import Predictor
 from tunebench.store import RunStore
 from tunebench.strategies import STRATEGIES
 from tunebench.tasks import get_task
-from tunebench.tasks.qa import MASKED, SpanHead
+from tunebench.tasks.question_answering import MASKED, SpanHead
 
 QA = get_task("question-answering")
-QA_STRATEGIES = [n for n in STRATEGIES.names() if QA.applies(n) is None]
+QA_STRATEGIES = [n for n in STRATEGIES.names() if QA.applies(STRATEGIES.get(n)) is None]
 QUESTIONS = {"the story was good": POSITIVE, "the story was bad": NEGATIVE}
 
 
@@ -215,7 +215,7 @@ def test_cli_predict_writes_answers(qa_ladder, qa_data, tmp_path):
 def test_cli_strategies_says_why_cosine_does_not_apply(capsys):
     assert main(["strategies", "--task", "question-answering"]) == 0
     text = capsys.readouterr().out
-    assert "cosine: compares two separately embedded texts" in text
+    assert "cosine: needs text pairs (--text-pair-col): it compares two separately embedded texts" in text
 
 
 def test_frozen_span_reader_learns_which_word_the_question_asks_for(tiny_model, qa_data, tmp_path):
@@ -254,8 +254,8 @@ def test_qa_head_trains_on_cached_windows_with_the_backbone_frozen(qa_ladder):
 
 
 def test_span_reader_masks_question_and_padding():
-    from tunebench.strategies.reader import MASKED as READER_MASKED
-    from tunebench.strategies.reader import SpanReader
+    from tunebench.tasks.question_answering.reader import MASKED as READER_MASKED
+    from tunebench.tasks.question_answering.reader import SpanReader
 
     torch.manual_seed(0)
     for hidden in (0, 8):

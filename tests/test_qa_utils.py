@@ -13,7 +13,7 @@ import pytest
 
 from tunebench.data.squad import read_squad, split_by_article
 from tunebench.errors import TunebenchError
-from tunebench.tasks.qa_utils import (
+from tunebench.tasks.question_answering.windows import (
     exact_match,
     normalize_answer,
     postprocess,

@@ -194,12 +194,12 @@ def test_scratch_starts_from_random_weights(setup):
 def test_features_logreg_binary_logits_match_sklearn_probabilities():
     from sklearn.linear_model import LogisticRegression
 
-    from tunebench.strategies.features import Features
+    from tunebench.estimators import LinearProbe
 
     rng = np.random.default_rng(0)
     X = rng.normal(size=(80, 5))
     y = (X[:, 0] + 0.3 * rng.normal(size=80) > 0).astype(int)
-    f = Features(C=1.0).fit(X, y, X, y, seed=0)
+    f = LinearProbe(C=1.0).fit(X, y, X, y)
     ref = LogisticRegression(C=1.0, max_iter=3000).fit(f._standardize(X), y)
     assert np.allclose(f.predict_proba(X), ref.predict_proba(f._standardize(X)), atol=1e-5)
     assert f.C_ == 1.0
@@ -207,13 +207,13 @@ def test_features_logreg_binary_logits_match_sklearn_probabilities():
 
 @pytest.mark.parametrize("classifier", ["logreg", "mlp"])
 def test_features_keep_a_column_for_classes_missing_from_train(classifier):
-    from tunebench.strategies.features import Features
+    from tunebench.estimators import LinearProbe
 
     rng = np.random.default_rng(0)
     X = rng.normal(size=(300, 4))
     y = np.where(X[:, 0] > 0, 2, 0)  # label ids 0 and 2 of 3; id 1 never occurs
-    f = Features(C=10.0, classifier=classifier).fit(X, y, X, y, seed=0, n_classes=3)
-    logits = f.decision(X)
+    f = LinearProbe(classifier, C=10.0, n_classes=3).fit(X, y, X, y)
+    logits = f.decision_function(X)
     assert logits.shape == (300, 3) and not (logits.argmax(1) == 1).any()
     assert (logits.argmax(1) == y).mean() > 0.9
 

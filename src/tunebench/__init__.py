@@ -1,20 +1,15 @@
 """tunebench: freeze or fine-tune? Run the ladder of adaptation strategies on your data."""
 
-__version__ = "0.1.0"
+from ._version import __version__
+
+__all__ = ["Predictor", "__version__", "compare", "predict"]
 
 
-def compare(*args, **kwargs):
-    """Run strategies on a dataset and return the leaderboard (see `tunebench.comparison.compare`)."""
-    from .comparison import compare as _compare
+def __getattr__(name: str):
+    # Lazy (PEP 562): `import tunebench` and `tunebench --help` stay fast; torch, transformers and peft
+    # load when the API is first used.
+    if name in ("compare", "predict", "Predictor"):
+        from . import api
 
-    return _compare(*args, **kwargs)
-
-
-def predict(*args, **kwargs):
-    """Predict with an exported run (see `tunebench.prediction.predict`)."""
-    from .prediction import predict as _predict
-
-    return _predict(*args, **kwargs)
-
-
-__all__ = ["compare", "predict", "__version__"]
+        return getattr(api, name)
+    raise AttributeError(f"module 'tunebench' has no attribute {name!r}")

@@ -11,11 +11,13 @@ import copy
 import json
 import logging
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from torch import nn
+from transformers.utils import logging as hf_logging
 
 from .errors import TunebenchError
 
@@ -203,3 +205,19 @@ def _image_blocks(model: nn.Module) -> list[nn.Module] | None:
     None for text encoders."""
     blocks = getattr(model, "image_blocks", None)
     return blocks() if callable(blocks) else None
+
+
+def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, how: str) -> torch.Tensor:
+    """(B, T, H), (B, T) -> (B, H). Mean ignores padding; cls takes the first token."""
+    if how == "cls":
+        return hidden[:, 0]
+    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)  # (B, T, 1)
+    return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+
+
+def quiet_libraries() -> None:
+    """Library chatter that would bury our progress bars; what matters we report ourselves."""
+    hf_logging.disable_progress_bar()
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", message="Token type ids are not supported")  # prefix: single texts
+    warnings.filterwarnings("ignore", message=".*past_key_values.*")

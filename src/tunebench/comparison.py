@@ -8,9 +8,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import leaderboard
+from .backbones import quiet_libraries
+from .data import DataConfig
+from .data.named import default_task
 from .errors import TunebenchError
+from .runner import RunInputs, run_one
 from .store import RunStore, run_key
-from .strategies import STRATEGIES
+from .strategies import STRATEGIES, default_ladder
+from .tasks import get_task
 from .training.config import TrainConfig
 
 log = logging.getLogger("tunebench")
@@ -63,21 +68,19 @@ def compare(
     trust_remote_code: bool = False,
     max_length: int | None = None,
     show: bool = True,
-    drift: bool = False,
+    hooks: tuple = (),
     long_text: str = "truncate",
 ) -> list[dict]:
     """Run `strategies` x `seeds` on `data`; returns the leaderboard rows (best first).
 
     `data` is a DataConfig, or a dataset name / train-file path. Finished runs in `out` are reused.
-    `drift=True` adds each fine-tuning run's per-layer representation drift (linear CKA, see
-    analysis/drift.py) to its record; it is not part of the run key, so finished runs without it get
-    it from their saved artifact instead of being retrained. `task` defaults to the named dataset's
-    task, else text classification. `long_text="chunk"` classifies long texts by overlapping windows.
+    `hooks`: post-run measurements added to each gradient run's record (e.g. analysis.drift.DriftHook:
+    per-layer representation drift); each is called as hook(inputs, strategy, trained backbone, cfg)
+    and names its record `field`; they are not part of the run key, so a finished run without the
+    field gets it from `hook.for_stored(inputs, strategy, run_dir, cfg)` instead of being retrained.
+    `task` defaults to the named dataset's task, else text classification. `long_text="chunk"`
+    classifies long texts by overlapping windows.
     """
-    from .data import DataConfig
-    from .runner import Context, run_one
-    from .tasks import get_task
-
     quiet_libraries()
     if isinstance(data, str):
         data = DataConfig(data=data)
@@ -95,10 +98,12 @@ def compare(
     model = model or task_obj.default_model
     backbone = task_obj.load_backbone(model, trust_remote_code, pooling)
     limit = min(max_length or backbone.max_length, backbone.max_length)
-    ctx = Context(task_obj, backbone, bundle, out, limit, long_text=long_text, drift=drift)
+    inputs = RunInputs(task_obj, backbone, bundle, out, limit, long_text=long_text)
     log.info("%s · model %s (max length %d, %s pooling)", bundle.describe(), model, limit, backbone.pooling)
-    if ctx.truncated_share() > 0.1:
-        log.warning("%.0f%% of training texts are truncated at %d tokens", 100 * ctx.truncated_share(), limit)
+    if inputs.truncated_share() > 0.1:
+        log.warning(
+            "%.0f%% of training texts are truncated at %d tokens", 100 * inputs.truncated_share(), limit
+        )
 
     store = RunStore(out)
     plans = []
@@ -125,12 +130,13 @@ def compare(
             done = store.finished(plan.key)
             if done:
                 log.info("%s: already finished, reusing the stored result", label)
-                if drift and "drift" not in done:
-                    done = _add_drift(ctx, plan, done, out, store)
+                for hook in hooks:
+                    if hook.field not in done:
+                        done = _add_stored(hook, inputs, plan, done, out, store)
                 records.append(done)
                 continue
             log.info("%s: running", label)
-            record = run_one(ctx, plan.strategy, plan.cfg, plan.seed, plan.key)
+            record = run_one(inputs, plan.strategy, plan.cfg, plan.seed, plan.key, hooks)
             store.put(record)
             records.append(record)
             _log_result(label, record, task_obj.primary_metric)
@@ -148,25 +154,17 @@ def compare(
     return rows
 
 
-def default_task(data) -> str:
-    """The task of a named dataset; text classification for files."""
-    from .data import DATASETS
-
-    name = data.data if hasattr(data, "data") else str(data)
-    return DATASETS[name].task if name in DATASETS else "text-classification"
-
-
 def plan_strategies(task, bundle, strategies: list[str] | None) -> list[str]:
     """The strategies to run: asked-for names must apply to the task (else one line saying why); the
     default ladder and `all` quietly leave out those that don't."""
     if strategies and strategies != ["all"]:
         for n in strategies:
-            reason = task.applies(n, bundle)
+            reason = task.applies(STRATEGIES.get(n), bundle)
             if reason:
                 raise TunebenchError(f"strategy '{n}' does not apply to {task.name}: {reason}")
         return list(strategies)
-    names = STRATEGIES.names() if strategies == ["all"] else task.default_ladder(bundle)
-    skipped = [n for n in names if task.applies(n, bundle)]
+    names = STRATEGIES.names() if strategies == ["all"] else default_strategies(task, bundle)
+    skipped = [n for n in names if task.applies(STRATEGIES.get(n), bundle)]
     if skipped:
         log.info(
             "not for %s: %s (tunebench strategies --task %s says why)",
@@ -177,27 +175,27 @@ def plan_strategies(task, bundle, strategies: list[str] | None) -> list[str]:
     return [n for n in names if n not in skipped]
 
 
-def _add_drift(ctx, plan: Plan, record: dict, out: Path, store: RunStore) -> dict:
-    """A finished run stored without drift: measure it on the saved artifact and store it."""
-    from .analysis.drift import drift_from_artifact
+def default_strategies(task, bundle=None) -> list[str]:
+    """What `compare` runs without --strategies: the default ladder (with the pair strategies when the
+    data has pairs), or for a task with `ladder_all` every strategy that applies."""
+    if task.ladder_all:
+        return [n for n in ladder_order(STRATEGIES.names()) if not task.applies(STRATEGIES.get(n), bundle)]
+    return default_ladder(pairs="text-pairs" in task.capabilities_of(bundle))
 
-    extra = drift_from_artifact(ctx, plan.strategy, out / "runs" / plan.key, plan.cfg)
+
+def ladder_order(names: list[str]) -> list[str]:
+    """The default ladder's strategies first, in its order, then the rest in registry order."""
+    position = {n: i for i, n in enumerate(default_ladder(pairs=True))}
+    return sorted(names, key=lambda n: position.get(n, len(position)))
+
+
+def _add_stored(hook, inputs: RunInputs, plan: Plan, record: dict, out: Path, store: RunStore) -> dict:
+    """A finished run stored without a hook's field: measure it on the saved artifact and store it."""
+    extra = hook.for_stored(inputs, plan.strategy, out / "runs" / plan.key, plan.cfg)
     if extra:
         record = {**record, **extra}
         store.put(record)
     return record
-
-
-def quiet_libraries() -> None:
-    """Library chatter that would bury our progress bars; what matters we report ourselves."""
-    import warnings
-
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()
-    warnings.filterwarnings("ignore", category=FutureWarning)
-    warnings.filterwarnings("ignore", message="Token type ids are not supported")  # prefix: single texts
-    warnings.filterwarnings("ignore", message=".*past_key_values.*")
 
 
 def _log_result(label: str, record: dict, metric: str) -> None:

@@ -15,9 +15,9 @@ import numpy as np
 import torch
 from safetensors.numpy import load_file, save_file
 
+from .backbones import pool
 from .errors import TunebenchError
 from .progress import bar
-from .tasks.classification import pool
 from .training.batching import TokenBatches
 from .training.loop import autocast, resolve_device
 
@@ -59,29 +59,87 @@ def all_layer_pools(
     return out
 
 
-class FeatureCache:
-    """Files under `<out>/cache/features/`, keyed by model, tokenized inputs and max length."""
+class FrozenSource:
+    """Frozen forward passes of one backbone, cached on disk under `<out>/cache/features/` (no cache
+    when `root` is None) and keyed by model, tokenized inputs and max length. `seconds` adds up the
+    forward-pass time actually spent (0 on cache hits); the runner reads it per run."""
 
-    def __init__(self, root: str | Path | None):
+    def __init__(
+        self,
+        backbone,
+        root: str | Path | None,
+        max_length: int,
+        batch_size: int = 128,
+        device: str = "auto",
+        precision: str = "auto",
+    ):
+        self.backbone = backbone
         self.root = Path(root) / "cache" / "features" if root else None
-        self.seconds = 0.0  # extraction time spent by the last `get` call (0 on a cache hit)
+        self.max_length = max_length
+        self.batch_size = batch_size
+        self.device = device
+        self.precision = precision
+        self.seconds = 0.0
 
-    def get(self, backbone, rows: list[dict], max_length: int, batch_size: int, device: str, precision: str):
-        key = cache_key(backbone.name + "|" + backbone.path, rows, max_length)
+    @property
+    def model_ref(self) -> str:
+        return f"{self.backbone.name}|{self.backbone.path}"
+
+    def cached(self, key: str, compute) -> np.ndarray:
+        """The array stored under `key`, or `compute()` timed, stored atomically and returned."""
         path = self.root / f"{key}.safetensors" if self.root else None
         if path is not None and path.is_file():
-            self.seconds = 0.0
-            return load_file(str(path))["pools"]
+            return next(iter(load_file(str(path)).values()))
         t0 = time.perf_counter()
-        pad = backbone.tokenizer.pad_token_id or 0
-        pools = all_layer_pools(backbone.model, rows, pad, batch_size, device, precision)
-        self.seconds = time.perf_counter() - t0
+        array = compute()
+        self.seconds += time.perf_counter() - t0
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(".tmp")
-            save_file({"pools": pools}, str(tmp))
+            save_file({"array": array}, str(tmp))
             tmp.replace(path)  # atomic: an interrupted write never leaves a corrupt cache entry
-        return pools
+        return array
+
+    def pools(self, rows: list[dict]) -> np.ndarray:
+        """(N, L+1, 2, H): every layer's [CLS] and mean vector of token rows."""
+        pad = self.backbone.tokenizer.pad_token_id or 0
+        return self.cached(
+            cache_key(self.model_ref, rows, self.max_length),
+            lambda: all_layer_pools(
+                self.backbone.model, rows, pad, self.batch_size, self.device, self.precision
+            ),
+        )
+
+    def pooled(self, rows: list[dict], pooling: str, layers: str) -> np.ndarray:
+        """(N, D) frozen pooled features of token rows for one pooling and layer combination."""
+        return select(self.pools(rows), pooling, layers)
+
+    def token_states(self, rows: list[dict], name: str, pick) -> np.ndarray:
+        """(N_picked, L+1, H) float16: every layer's hidden state at the tokens `pick(i)` (an index array
+        or slice) of each row i, rows end to end. NER picks each word's first sub-token, QA every token
+        of a window; `name` keeps the two apart in the cache."""
+        key = cache_key(f"{self.model_ref}|{name}", rows, self.max_length)
+        return self.cached(key, lambda: self._token_states(rows, name, pick))
+
+    @torch.no_grad()
+    def _token_states(self, rows: list[dict], name: str, pick) -> np.ndarray:
+        bb = self.backbone
+        dev = resolve_device(self.device)
+        model = bb.model.to(dev).eval()
+        data = TokenBatches(rows, None, bb.tokenizer.pad_token_id or 0)
+        per_row: list[np.ndarray | None] = [None] * len(rows)
+        with bar(f"extract {name}", -(-len(rows) // self.batch_size)) as advance:
+            for idx, batch in data.eval_batches(self.batch_size):
+                batch = {k: v.to(dev) for k, v in batch.items()}
+                with autocast(dev, self.precision):
+                    hs = torch.stack(
+                        model(**batch, output_hidden_states=True).hidden_states, 2
+                    )  # (B, T, L+1, H)
+                hs = hs.half().cpu().numpy()
+                for j, i in enumerate(idx):
+                    per_row[i] = hs[j, pick(i)]  # (picked_i, L+1, H)
+                advance(1)
+        return np.concatenate(per_row) if per_row else np.zeros((0, 1, bb.hidden_size), np.float16)
 
 
 def select(pools: np.ndarray, pooling: str, layers: str) -> np.ndarray:
@@ -115,39 +173,3 @@ def select_layers(p: np.ndarray, layers: str) -> np.ndarray:
     if layers == "mean-of-all":
         return p[:, 1:].astype(np.float32).mean(1)
     raise TunebenchError(f"--layers {layers}: choose from {', '.join(LAYER_CHOICES)}")
-
-
-@torch.no_grad()
-def token_states(ctx, split: str, cfg, name: str, pick) -> np.ndarray:
-    """(N_picked, L+1, H) float16: every layer's hidden state at the tokens `pick(i)` (an index array)
-    of each row i of `ctx.enc[split]`, rows end to end. NER picks each word's first sub-token, QA every
-    token of a window. Cached under OUT/cache/features, keyed by model, rows and `name`."""
-    enc = ctx.enc[split]
-    bb = ctx.backbone
-    key = cache_key(f"{bb.name}|{bb.path}|{name}", enc.rows, ctx.max_length)
-    root = ctx.cache.root
-    path = root / f"{key}.safetensors" if root else None
-    if path is not None and path.is_file():
-        return next(iter(load_file(str(path)).values()))  # one array ("words" in caches before QA)
-    t0 = time.perf_counter()
-    dev = resolve_device(cfg.device)
-    model = bb.model.to(dev).eval()
-    data = TokenBatches(enc.rows, None, bb.tokenizer.pad_token_id or 0)
-    per_row: list[np.ndarray | None] = [None] * len(enc.rows)
-    with bar(f"extract {name}", -(-len(enc.rows) // cfg.eval_batch_size)) as advance:
-        for idx, batch in data.eval_batches(cfg.eval_batch_size):
-            batch = {k: v.to(dev) for k, v in batch.items()}
-            with autocast(dev, cfg.precision):
-                hs = torch.stack(model(**batch, output_hidden_states=True).hidden_states, 2)  # (B, T, L+1, H)
-            hs = hs.half().cpu().numpy()
-            for j, i in enumerate(idx):
-                per_row[i] = hs[j, pick(i)]  # (picked_i, L+1, H)
-            advance(1)
-    states = np.concatenate(per_row) if per_row else np.zeros((0, 1, bb.hidden_size), np.float16)
-    ctx.extract_seconds += time.perf_counter() - t0
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        save_file({"states": states}, str(tmp))
-        tmp.replace(path)
-    return states

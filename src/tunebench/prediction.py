@@ -1,50 +1,81 @@
-"""`tunebench predict`: predictions for a file from any exported strategy, in the task's own form
-(label + class probabilities, a score, word/tag pairs, answer text + score)."""
+"""Loading an export (`Predictor`) and `tunebench predict`: predictions for a file from any exported
+strategy, in the task's own form (label + class probabilities, a score, word/tag pairs, answer + score)."""
 
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from safetensors.numpy import load_file as load_np
 
-from .errors import TunebenchError
-
-
-@dataclass
-class Texts:
-    """What a text task's `encode` needs from a split, without labels."""
-
-    texts: list[str]
-    text_pairs: list[str] | None = None
-
-    def __len__(self) -> int:
-        return len(self.texts)
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    z = logits - logits.max(-1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(-1, keepdims=True)
+from .artifacts import read_manifest
+from .extract import FrozenSource
+from .model import TaskModel
+from .runner import RunInputs, frozen_inputs
+from .strategies import STRATEGIES
+from .strategies.features import ESTIMATOR_FILE
+from .tasks import get_task
+from .tasks.base import pool_groups
+from .training.config import TrainConfig
+from .training.loop import predict_logits, resolve_device
 
 
-def read_texts(path: str, text_col: str | None, text_pair_col: str | None) -> Texts:
-    from .data.readers import read_table
+class Predictor:
+    """A loaded export: `outputs(split)` / `predict_logits(split)` for any strategy."""
 
-    columns, _ = read_table(path)
-    if text_col is None:
-        text_col = next((c for c in ("sentence", "text", "review", "content") if c in columns), None)
-        if text_col is None:
-            raise TunebenchError(f"{path}: no text column found among {list(columns)}; pass --text-col NAME")
-    for col in (text_col, text_pair_col):
-        if col is not None and col not in columns:
-            raise TunebenchError(
-                f"{path}: no column '{col}' (columns: {', '.join(columns)}); pass --text-col NAME"
-            )
-    texts = ["" if t is None else str(t) for t in columns[text_col]]
-    pairs = ["" if t is None else str(t) for t in columns[text_pair_col]] if text_pair_col else None
-    return Texts(texts, pairs)
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        m = self.manifest = read_manifest(self.path)
+        self.task = get_task(m["task"])
+        self.label_names: list[str] = m["label_names"]
+        self.strategy = STRATEGIES.get(m["strategy"]).from_options(m["strategy_settings"])
+        trust = m.get("trust_remote_code", False)
+        self.model = self.estimator = None
+        if self.strategy.kind == "features":
+            self.backbone = self.task.load_backbone(m["backbone"], trust, m["pooling"])
+            n_classes = None if self.task.regression else len(self.label_names)
+            self.estimator = self.task.frozen_estimator(self.strategy, n_classes, 0, "cpu")
+            self.estimator.load_state(load_np(str(self.path / ESTIMATOR_FILE)), m.get("C", 0.0))
+            return
+        source = self.strategy.backbone_source(self.path, m)
+        self.backbone = self.task.load_backbone(source, trust, m["pooling"])
+        n_out = m.get("num_outputs", len(self.label_names))
+        head = self.task.build_head(self.backbone.hidden_size, n_out, m["pooling"], m["dropout"])
+        self.model = self.strategy.load(self.path, TaskModel(self.backbone.model, head)).eval()
+
+    def outputs(self, split, batch_size: int = 128, device: str = "auto"):
+        """(outputs, encoded split, per_example) for a split without labels: the model's raw outputs per
+        row (per example for bi-encoder strategies), and the encoding the task needs to decode them."""
+        m = self.manifest
+        bundle = _Unlabelled(split, self.label_names)
+        inputs = RunInputs(
+            self.task, self.backbone, bundle, None, m["max_length"], m.get("long_text", "truncate")
+        )
+        enc = inputs.enc["test"]
+        if self.estimator is not None:  # features: frozen inputs -> the fitted estimator
+            source = FrozenSource(self.backbone, None, m["max_length"], batch_size, device)
+            X = frozen_inputs(self.task, self.strategy, source, enc, split, m["pooling"])
+            return self.estimator.decision_function(X), enc, self.strategy.pairwise
+        cfg = TrainConfig(eval_batch_size=batch_size, device=device)
+        data = self.task.batches(enc, self.backbone)
+        return predict_logits(self.model, data, cfg, resolve_device(device)), enc, False
+
+    def predict_logits(self, split, batch_size: int = 128, device: str = "auto") -> np.ndarray:
+        """Per-example outputs (chunk outputs pooled per text)."""
+        out, enc, per_example = self.outputs(split, batch_size, device)
+        return out if per_example else pool_groups(out, enc.groups)
+
+
+class _Unlabelled:
+    """A data bundle of one split to predict."""
+
+    name = "predict"
+    train = dev = None
+
+    def __init__(self, split, label_names: list[str]):
+        self.test = split
+        self.label_names = label_names
 
 
 def predict(
@@ -58,8 +89,6 @@ def predict(
 ) -> list[dict]:
     """One dict per input example (the task decides the fields: label + prob_<class>, score, tokens/tags,
     answer + score); written as CSV to `out` if given."""
-    from .artifacts import Predictor
-
     predictor = Predictor(model)
     task = predictor.task
     inputs = task.read_inputs(data, text_col=text_col, text_pair_col=text_pair_col)

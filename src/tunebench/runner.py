@@ -1,7 +1,12 @@
-"""Run one strategy with one seed on one dataset: train, evaluate, save, and describe the run."""
+"""Run one strategy with one seed on one dataset: train, evaluate, save, and describe the run.
+
+The runner asks the task for what a strategy consumes (encoded batches, or frozen inputs read through
+an `extract.FrozenSource`) and hands it over; strategies and tasks never see the runner's state.
+"""
 
 from __future__ import annotations
 
+import json
 import platform
 import random
 import shutil
@@ -11,13 +16,16 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
+import peft
+import sklearn
 import torch
+import transformers
 from safetensors.numpy import save_file as save_np
 
-from . import __version__
-from .artifacts import save_artifact
+from ._version import __version__
+from .artifacts import MANIFEST, dir_size
 from .errors import TunebenchError
-from .extract import FeatureCache, select
+from .extract import FrozenSource
 from .measure import PeakMemory
 from .model import HeadOnFeatures, TaskModel, count_parameters
 from .strategies.base import Strategy
@@ -26,41 +34,29 @@ from .training.loop import Diverged, fit, predict_logits, resolve_device
 
 
 @dataclass
-class Context:
-    """What every run of one compare shares: data, backbone, task, encoded splits, caches."""
+class RunInputs:
+    """What every run of one compare shares: the task, the backbone, the data and its encoded splits."""
 
     task: object
     backbone: object
     bundle: object
-    out_dir: Path
+    out_dir: Path | None
     max_length: int
     long_text: str = "truncate"  # or "chunk": windows of long texts, predictions pooled per text
-    drift: bool = False  # measure representation drift after fine-tuning (analysis/drift.py)
     enc: dict = field(default_factory=dict)  # split name -> Encoded
-    cache: FeatureCache | None = None
-    extract_seconds: float = 0.0  # forward-pass seconds of frozen feature extraction in the current run
 
     def __post_init__(self):
-        self.cache = FeatureCache(self.out_dir)
         for name in ("train", "dev", "test"):
             split = getattr(self.bundle, name)
-            if split is not None:
+            if split is not None and name not in self.enc:
                 self.enc[name] = self.task.encode(self.backbone, split, self.max_length, self.long_text)
 
     @property
     def splits(self) -> list[str]:
         return list(self.enc)
 
-    @property
-    def rows(self) -> dict[str, list]:
-        return {s: e.rows for s, e in self.enc.items()}
-
     def split(self, name: str):
         return getattr(self.bundle, name)
-
-    def targets(self, name: str):
-        """What the loss compares with, one per row of the encoded split."""
-        return self.enc[name].targets
 
     def labels(self, name: str) -> np.ndarray:
         """One label per example (not per chunk)."""
@@ -72,8 +68,11 @@ class Context:
             enc = replace(enc, groups=None)
         return self.task.score(outputs, enc, self.split(name), self.bundle.label_names)
 
-    def batches(self, name: str):
-        return self.task.batches(self.enc[name], self.backbone)
+    def source(self, cfg: TrainConfig) -> FrozenSource:
+        """Frozen forward passes of the backbone, cached under the output folder."""
+        return FrozenSource(
+            self.backbone, self.out_dir, self.max_length, cfg.eval_batch_size, cfg.device, cfg.precision
+        )
 
     def label_counts(self, split: str) -> dict[str, int] | None:
         if self.task.regression or self.task.token_level:
@@ -88,14 +87,13 @@ class Context:
             return 0.0
         return sum(len(r["input_ids"]) >= self.max_length for r in enc.rows) / max(len(enc.rows), 1)
 
-    def pooled(self, rows: list[dict], cfg: TrainConfig, pooling: str, layers: str) -> np.ndarray:
-        """Frozen pooled features of token rows (through the on-disk cache); adds the forward-pass
-        seconds to `extract_seconds`."""
-        pools = self.cache.get(
-            self.backbone, rows, self.max_length, cfg.eval_batch_size, cfg.device, cfg.precision
-        )
-        self.extract_seconds += self.cache.seconds
-        return select(pools, pooling, layers)
+
+def frozen_inputs(task, strategy, source: FrozenSource, enc, split, pooling: str):
+    """What a `features`-kind strategy reads for one split: the task's frozen inputs, or for pairwise
+    strategies the combination of the two texts' embeddings."""
+    if strategy.pairwise:
+        return strategy.combine(*task.frozen_pairs(source, split, pooling, strategy.layers))
+    return task.frozen_inputs(source, enc, pooling, strategy.layers, sequences=strategy.sequences)
 
 
 def seed_everything(seed: int) -> None:
@@ -105,10 +103,6 @@ def seed_everything(seed: int) -> None:
 
 
 def library_versions() -> dict[str, str]:
-    import peft
-    import sklearn
-    import transformers
-
     return {
         "tunebench": __version__,
         "python": platform.python_version(),
@@ -119,39 +113,40 @@ def library_versions() -> dict[str, str]:
     }
 
 
-def run_one(ctx: Context, strategy: Strategy, cfg: TrainConfig, seed: int, key: str) -> dict:
-    """Returns the run record; status 'ok' or 'error: ...' (a failed run never stops the ladder)."""
+def run_one(inputs: RunInputs, strategy: Strategy, cfg: TrainConfig, seed: int, key: str, hooks=()) -> dict:
+    """Returns the run record; status 'ok' or 'error: ...' (a failed run never stops the ladder).
+    `hooks`: callables (inputs, strategy, trained backbone, cfg) -> dict of extra record fields, run
+    after a gradient strategy trained (e.g. representation drift); their time is not the run's."""
     record = {
         "key": key,
         "strategy": strategy.name,
         "settings": strategy.settings(),
         "train_config": cfg.as_dict(),
         "seed": seed,
-        "task": ctx.task.name,
-        "model": ctx.backbone.name,
-        "newly_initialized_weights": ctx.backbone.newly_initialized,
-        "max_length": ctx.max_length,
-        "pooling": ctx.backbone.pooling,
-        "data": ctx.bundle.name,
-        "data_fingerprint": ctx.bundle.fingerprint(),
-        "sizes": {s: len(ctx.split(s)) for s in ctx.splits},
-        "rows": {s: len(ctx.enc[s]) for s in ctx.splits},
-        "long_text": ctx.long_text,
-        "label_counts": {s: ctx.label_counts(s) for s in ctx.splits},
-        "truncated_share": {s: round(ctx.truncated_share(s), 4) for s in ctx.splits},
+        "task": inputs.task.name,
+        "model": inputs.backbone.name,
+        "newly_initialized_weights": inputs.backbone.newly_initialized,
+        "max_length": inputs.max_length,
+        "pooling": inputs.backbone.pooling,
+        "data": inputs.bundle.name,
+        "data_fingerprint": inputs.bundle.fingerprint(),
+        "sizes": {s: len(inputs.split(s)) for s in inputs.splits},
+        "rows": {s: len(inputs.enc[s]) for s in inputs.splits},
+        "long_text": inputs.long_text,
+        "label_counts": {s: inputs.label_counts(s) for s in inputs.splits},
+        "truncated_share": {s: round(inputs.truncated_share(s), 4) for s in inputs.splits},
         "versions": library_versions(),
         "device": str(resolve_device(cfg.device)),
     }
-    run_dir = ctx.out_dir / "runs" / key
+    run_dir = inputs.out_dir / "runs" / key
     t_start = time.perf_counter()
     try:
         with PeakMemory(resolve_device(cfg.device)) as mem:
             seed_everything(seed)
-            ctx.extract_seconds = 0.0
             if strategy.kind == "features":
-                outcome = _run_features(ctx, strategy, cfg, seed, run_dir)
+                outcome = _run_features(inputs, strategy, cfg, seed, run_dir)
             else:
-                outcome = _run_gradient(ctx, strategy, cfg, seed, run_dir)
+                outcome = _run_gradient(inputs, strategy, cfg, seed, run_dir, hooks)
         record.update(outcome)
         record["status"] = "ok"
     except TunebenchError:
@@ -164,30 +159,42 @@ def run_one(ctx: Context, strategy: Strategy, cfg: TrainConfig, seed: int, key: 
         record["traceback"] = tb
         shutil.rmtree(run_dir, ignore_errors=True)
     record["peak_memory_mb"] = round(mem.peak_mb, 1) if "mem" in locals() else None
-    drift_s = (record.get("drift") or {}).get("seconds", 0.0)  # analysis, not the run's cost
-    record["wall_seconds"] = round(time.perf_counter() - t_start - drift_s, 2)
+    hook_s = record.pop("_hook_seconds", 0.0)  # analysis, not the run's cost
+    record["wall_seconds"] = round(time.perf_counter() - t_start - hook_s, 2)
     return record
 
 
-def _manifest(ctx: Context, strategy: Strategy, cfg: TrainConfig, pooling: str, layers: str = "last") -> dict:
+def manifest(
+    inputs: RunInputs, strategy: Strategy, cfg: TrainConfig, pooling: str, layers: str = "last"
+) -> dict:
+    """What loading an export needs to rebuild the run's model and its inputs."""
     return {
         "tunebench_version": __version__,
-        "task": ctx.task.name,
+        "task": inputs.task.name,
         "strategy": strategy.name,
         "strategy_settings": strategy.settings(),
-        "backbone": ctx.backbone.name,
-        "trust_remote_code": ctx.backbone.trust_remote_code,
+        "backbone": inputs.backbone.name,
+        "trust_remote_code": inputs.backbone.trust_remote_code,
         "pooling": pooling,
         "layers": layers,
-        "max_length": ctx.max_length,
-        "long_text": ctx.long_text,
+        "max_length": inputs.max_length,
+        "long_text": inputs.long_text,
         "dropout": cfg.dropout,
-        "label_names": ctx.bundle.label_names,
-        "num_outputs": ctx.task.num_outputs(ctx.bundle),
+        "label_names": inputs.bundle.label_names,
+        "num_outputs": inputs.task.num_outputs(inputs.bundle),
     }
 
 
-def _finish(ctx, run_dir: Path, outputs: dict, per_example: bool = False) -> dict:
+def write_artifact(out: Path, fields: dict, save) -> int:
+    """`save(out)` writes the strategy's files and returns extra manifest fields; then the manifest.
+    Returns the artifact's size in bytes."""
+    out.mkdir(parents=True, exist_ok=True)
+    extra = save(out) or {}
+    (out / MANIFEST).write_text(json.dumps({**fields, **extra}, indent=2))
+    return dir_size(out)
+
+
+def _finish(inputs: RunInputs, run_dir: Path, outputs: dict, per_example: bool = False) -> dict:
     """Metrics per split + the outputs saved beside the artifact (for later analysis)."""
     arrays = {}
     for s, v in outputs.items():
@@ -197,44 +204,40 @@ def _finish(ctx, run_dir: Path, outputs: dict, per_example: bool = False) -> dic
         else:
             arrays[s] = v
     save_np(arrays, str(run_dir / "predictions.safetensors"))
-    return {f"{s}_metrics": ctx.score(s, v, per_example) for s, v in outputs.items()}
+    return {f"{s}_metrics": inputs.score(s, v, per_example) for s, v in outputs.items()}
 
 
-def _run_features(ctx: Context, strategy, cfg: TrainConfig, seed: int, run_dir: Path) -> dict:
-    pooling = ctx.backbone.pooling if strategy.pooling == "auto" else strategy.pooling
-    per_example = strategy.per_example_inputs
-    X = {s: strategy.inputs(ctx, s, cfg, pooling) for s in ctx.splits}
-    y = {s: ctx.labels(s) if per_example else ctx.task.frozen_targets(ctx, s) for s in ctx.splits}
-    primary = ctx.task.primary_metric
+def _run_features(inputs: RunInputs, strategy, cfg: TrainConfig, seed: int, run_dir: Path) -> dict:
+    task = inputs.task
+    pooling = inputs.backbone.pooling if strategy.pooling == "auto" else strategy.pooling
+    per_example = strategy.pairwise
+    source = inputs.source(cfg)
+    X = {
+        s: frozen_inputs(task, strategy, source, inputs.enc[s], inputs.split(s), pooling)
+        for s in inputs.splits
+    }
+    y = {s: inputs.labels(s) if per_example else task.frozen_targets(inputs.enc[s]) for s in inputs.splits}
+    n_classes = None if task.regression else len(inputs.bundle.label_names)
+    estimator = task.frozen_estimator(strategy, n_classes, seed, cfg.device)
 
-    def dev_score(logits: np.ndarray) -> float:
-        return ctx.score("dev", logits, per_example)[primary]
+    def dev_score(logits) -> float:
+        return inputs.score("dev", logits, per_example)[task.primary_metric]
 
     t0 = time.perf_counter()
-    strategy.fit(
-        X["train"],
-        y["train"],
-        X["dev"],
-        y["dev"],
-        seed,
-        score=dev_score,
-        regression=ctx.task.regression,
-        n_classes=None if ctx.task.regression else len(ctx.bundle.label_names),
-        loss=ctx.task.loss,
-        device=cfg.device,  # the torch tagger / reader (token tasks) train on the GPU when there is one
-    )
+    estimator.fit(X["train"], y["train"], X["dev"], y["dev"], score=dev_score)
     train_s = time.perf_counter() - t0
     t0 = time.perf_counter()
-    logits = {s: strategy.decision(X[s]) for s in ctx.splits if s != "train"}
+    logits = {s: estimator.decision_function(X[s]) for s in inputs.splits if s != "train"}
     eval_s = time.perf_counter() - t0
-    n_params = strategy.trainable_count()
-    total = sum(p.numel() for p in ctx.backbone.model.parameters()) + n_params
-    size = save_artifact(run_dir, _manifest(ctx, strategy, cfg, pooling, strategy.layers), strategy)
+    n_params = estimator.n_trainable_
+    total = sum(p.numel() for p in inputs.backbone.model.parameters()) + n_params
+    fields = manifest(inputs, strategy, cfg, pooling, strategy.layers)
+    size = write_artifact(run_dir, fields, lambda out: strategy.save_estimator(out, estimator))
     return {
-        **_finish(ctx, run_dir, logits, per_example),
-        "chosen": {"C": strategy.C_},
+        **_finish(inputs, run_dir, logits, per_example),
+        "chosen": {"C": estimator.C_},
         "times": {
-            "extraction": round(ctx.extract_seconds, 2),
+            "extraction": round(source.seconds, 2),
             "training": round(train_s, 2),
             "evaluation": round(eval_s, 2),
         },
@@ -245,53 +248,66 @@ def _run_features(ctx: Context, strategy, cfg: TrainConfig, seed: int, run_dir: 
     }
 
 
-def _run_gradient(ctx: Context, strategy, cfg: TrainConfig, seed: int, run_dir: Path) -> dict:
-    pooling = ctx.backbone.pooling
-    device = resolve_device(cfg.device)
-    head = ctx.task.build_head(
-        ctx.backbone.hidden_size, ctx.task.num_outputs(ctx.bundle), pooling, cfg.dropout
+def build_model(inputs: RunInputs, strategy: Strategy, cfg: TrainConfig, seed: int) -> TaskModel:
+    """The task's head on the backbone (random weights for `from_scratch`), prepared by the strategy."""
+    task, backbone = inputs.task, inputs.backbone
+    head = task.build_head(
+        backbone.hidden_size, task.num_outputs(inputs.bundle), backbone.pooling, cfg.dropout
     )
-    backbone_module = ctx.backbone.random_model(seed) if strategy.from_scratch else ctx.backbone.fresh_model()
-    full_model = strategy.prepare(TaskModel(backbone_module, head))
-    if strategy.uses_cached_features and ctx.task.head_on_cached_features():  # head-only: features once
-        feats = {s: ctx.task.frozen_inputs(ctx, s, cfg, pooling, "last") for s in ctx.splits}
+    module = backbone.random_model(seed) if strategy.from_scratch else backbone.fresh_model()
+    return strategy.prepare(TaskModel(module, head))
+
+
+def _run_gradient(inputs: RunInputs, strategy, cfg: TrainConfig, seed: int, run_dir: Path, hooks) -> dict:
+    task = inputs.task
+    device = resolve_device(cfg.device)
+    full_model = build_model(inputs, strategy, cfg, seed)
+    source = inputs.source(cfg)
+    if strategy.uses_cached_features and task.head_on_cached_features():  # head-only: features once
+        pooling = inputs.backbone.pooling
         model = HeadOnFeatures(full_model.head)
-        data = {s: ctx.task.feature_batches(feats[s], ctx.task.frozen_targets(ctx, s)) for s in ctx.splits}
+        data = {
+            s: task.feature_batches(
+                task.frozen_inputs(source, inputs.enc[s], pooling, "last"), task.frozen_targets(inputs.enc[s])
+            )
+            for s in inputs.splits
+        }
     else:
         model = full_model
-        data = {s: ctx.batches(s) for s in ctx.splits}
-    groups = strategy.param_groups(model, cfg)
-    hook = strategy.epoch_hook(cfg)
+        data = {s: task.batches(inputs.enc[s], inputs.backbone) for s in inputs.splits}
     result = fit(
         model,
-        groups,
+        strategy.param_groups(model, cfg),
         data["train"],
         data["dev"],
-        ctx.task,
-        lambda outputs: ctx.score("dev", outputs),
+        task,
+        lambda outputs: inputs.score("dev", outputs),
         cfg,
         seed,
-        hook,
+        strategy.epoch_hook(cfg),
         description=strategy.name,
     )
     t0 = time.perf_counter()
-    logits = {s: predict_logits(model, data[s], cfg, device) for s in ctx.splits if s != "train"}
+    logits = {s: predict_logits(model, data[s], cfg, device) for s in inputs.splits if s != "train"}
     eval_s = result.eval_seconds + time.perf_counter() - t0
     trainable, total = count_parameters(full_model)
     full_model.to("cpu")
-    size = save_artifact(run_dir, _manifest(ctx, strategy, cfg, pooling), strategy, full_model, ctx.backbone)
-    drift = {}
-    if ctx.drift:
-        from .analysis.drift import drift_entry
-
-        drift = drift_entry(ctx, strategy, full_model.backbone, cfg)
+    fields = manifest(inputs, strategy, cfg, inputs.backbone.pooling)
+    size = write_artifact(
+        run_dir, fields, lambda out: strategy.save(out, full_model, inputs.backbone.tokenizer)
+    )
+    extra, hook_s = {}, 0.0
+    for hook in hooks:
+        t0 = time.perf_counter()
+        extra.update(hook(inputs, strategy, full_model.backbone, cfg))
+        hook_s += time.perf_counter() - t0
     return {
-        **_finish(ctx, run_dir, logits),
+        **_finish(inputs, run_dir, logits),
         "best_epoch": result.best_epoch,
         "history": result.history,
         "steps": result.steps,
         "times": {
-            "extraction": round(ctx.extract_seconds, 2),
+            "extraction": round(source.seconds, 2),
             "training": round(result.train_seconds, 2),
             "evaluation": round(eval_s, 2),
         },
@@ -299,5 +315,6 @@ def _run_gradient(ctx: Context, strategy, cfg: TrainConfig, seed: int, run_dir: 
         "trainable_params": trainable,
         "total_params": total,
         "artifact_bytes": size,
-        **drift,
+        "_hook_seconds": hook_s,
+        **extra,
     }

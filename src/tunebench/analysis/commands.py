@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..cli import add_data_args, data_config
+from ..cli_args import add_data_args, data_config
 
 
 def add_commands(sub) -> None:

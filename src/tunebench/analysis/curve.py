@@ -16,7 +16,13 @@ import logging
 from dataclasses import replace
 from pathlib import Path
 
+from ..comparison import compare
+from ..data import DataConfig
+from ..data.named import default_task
 from ..errors import TunebenchError
+from ..strategies import STRATEGIES
+from ..tasks import get_task
+from .drift import DriftHook
 
 log = logging.getLogger("tunebench")
 FROZEN = ("features", "head")  # strategies that leave the pre-trained backbone as it is
@@ -38,11 +44,6 @@ def learning_curve(
     `data_cfg`: a DataConfig or a dataset name / train-file path, without train_size. `compare_kwargs`
     go to `compare` (model, options, train, task, pooling, max_length, trust_remote_code, drift).
     Sizes above the training rows available are capped at that number, with a note."""
-    from ..comparison import compare, default_task
-    from ..data import DataConfig
-    from ..strategies import STRATEGIES
-    from ..tasks import get_task
-
     if isinstance(data_cfg, str):
         data_cfg = DataConfig(data=data_cfg)
     if data_cfg.train_size is not None:
@@ -53,6 +54,8 @@ def learning_curve(
         raise TunebenchError(f"--sizes {' '.join(map(str, sizes))}: give positive whole numbers")
     if not seeds:
         raise TunebenchError("--seeds: give at least one seed")
+    if compare_kwargs.pop("drift", False):
+        compare_kwargs["hooks"] = (*compare_kwargs.get("hooks", ()), DriftHook())
     names = list(strategies or DEFAULT_STRATEGIES)
     if names == ["all"]:
         names = STRATEGIES.names()

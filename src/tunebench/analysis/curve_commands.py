@@ -6,7 +6,7 @@ stays fast.
 
 from __future__ import annotations
 
-from ..cli import add_data_args, add_ladder_args, data_config, ladder_kwargs
+from ..cli_args import add_data_args, add_ladder_args, data_config, ladder_kwargs
 
 
 def add_commands(sub) -> None:

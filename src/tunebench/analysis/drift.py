@@ -24,7 +24,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..backbones import pool
+from ..data import load_text_classification
 from ..errors import TunebenchError
+from ..estimators import LinearProbe
+from ..extract import all_layer_pools
+from ..prediction import Predictor
+from ..progress import bar
+from ..tasks import get_task
+from ..training.batching import TokenBatches
+from ..training.loop import autocast, resolve_device
 
 log = logging.getLogger("tunebench")
 MAX_INPUTS = 500  # dev inputs per drift measurement: CKA is stable well below this (Kornblith et al.)
@@ -76,20 +85,16 @@ def drift_subset(n: int, limit: int = MAX_INPUTS) -> np.ndarray | None:
     return np.sort(np.random.default_rng(0).choice(n, limit, replace=False))
 
 
-def representation_drift(ctx, module: torch.nn.Module, cfg) -> dict:
+def representation_drift(inputs, module: torch.nn.Module, cfg) -> dict:
     """Drift entry for a run record: per-layer CKA between the pre-trained backbone (feature cache)
     and `module`, the fine-tuned backbone (a peft wrapper too: calling it keeps the adapters active)."""
-    from ..extract import all_layer_pools
-
     t0 = time.perf_counter()
-    rows = ctx.rows["dev"]
-    cached = ctx.cache.get(
-        ctx.backbone, rows, ctx.max_length, cfg.eval_batch_size, cfg.device, cfg.precision
-    )  # (N, L+1, 2, H)
+    rows = inputs.enc["dev"].rows
+    cached = inputs.source(cfg).pools(rows)  # (N, L+1, 2, H)
     idx = drift_subset(len(rows))
     if idx is not None:  # a subset: the fine-tuned side runs on these inputs only
         rows, cached = [rows[i] for i in idx], cached[idx]
-    pad = ctx.backbone.tokenizer.pad_token_id or 0
+    pad = inputs.backbone.tokenizer.pad_token_id or 0
     tuned = all_layer_pools(module, rows, pad, cfg.eval_batch_size, cfg.device, cfg.precision)
     if tuned.shape[1] != cached.shape[1]:
         raise RuntimeError(f"{tuned.shape[1]} hidden states after fine-tuning, {cached.shape[1]} before")
@@ -104,22 +109,20 @@ def representation_drift(ctx, module: torch.nn.Module, cfg) -> dict:
     }
 
 
-def drift_entry(ctx, strategy, module: torch.nn.Module, cfg) -> dict:
+def drift_entry(inputs, strategy, module: torch.nn.Module, cfg) -> dict:
     """What a run record gets: {"drift": ...}, {} for strategies that leave the backbone unchanged, or
     {"drift_error": ...} (a failed measurement never fails the run it describes)."""
     if not changes_backbone(strategy):
         return {}
     try:
-        return {"drift": representation_drift(ctx, module, cfg)}
+        return {"drift": representation_drift(inputs, module, cfg)}
     except Exception as err:  # analysis only; the trained run stays valid
         log.warning("%s: drift not measured (%s: %s)", strategy.name, type(err).__name__, err)
         return {"drift_error": f"{type(err).__name__}: {err}"}
 
 
-def drift_from_artifact(ctx, strategy, run_dir: Path, cfg) -> dict:
+def drift_from_artifact(inputs, strategy, run_dir: Path, cfg) -> dict:
     """Drift for a stored run that was trained without it, from its saved artifact (no retraining)."""
-    from ..artifacts import Predictor
-
     if not changes_backbone(strategy):
         return {}
     if not (Path(run_dir) / "manifest.json").is_file():
@@ -128,7 +131,20 @@ def drift_from_artifact(ctx, strategy, run_dir: Path, cfg) -> dict:
         model = Predictor(run_dir).model
     except Exception as err:  # an unreadable artifact costs the drift, not the compare
         return {"drift_error": f"{run_dir}: cannot load the artifact ({type(err).__name__}: {err})"}
-    return drift_entry(ctx, strategy, model.backbone, cfg)
+    return drift_entry(inputs, strategy, model.backbone, cfg)
+
+
+class DriftHook:
+    """`compare`'s post-run hook for `drift=True`: each fine-tuning run's record gets `drift`; a stored
+    run without it gets it from its saved artifact (`for_stored`), not by retraining."""
+
+    field = "drift"
+
+    def __call__(self, inputs, strategy, module: torch.nn.Module, cfg) -> dict:
+        return drift_entry(inputs, strategy, module, cfg)
+
+    def for_stored(self, inputs, strategy, run_dir: Path, cfg) -> dict:
+        return drift_from_artifact(inputs, strategy, run_dir, cfg)
 
 
 # ----------------------------------------------------------------------------- forgetting
@@ -139,11 +155,6 @@ def mean_last_layer(
     module: torch.nn.Module, rows: list[dict], pad_id: int, batch_size: int, device: str, precision: str
 ) -> np.ndarray:
     """(N, H) mean-pooled last hidden state (only the last layer: a whole probe set fits in memory)."""
-    from ..progress import bar
-    from ..tasks.classification import pool
-    from ..training.batching import TokenBatches
-    from ..training.loop import autocast, resolve_device
-
     dev = resolve_device(device)
     module.to(dev).eval()
     out = None
@@ -177,9 +188,8 @@ def forgetting(
     `probe_data`: a DataConfig or a dataset name / file (any text-classification data), or `stsb`.
     `difference_points` is fine-tuned minus original, in points (x100): negative means forgotten.
     With `out`, the result is added to `OUT/forgetting.json` (one entry per run and probe data)."""
-    from ..artifacts import Predictor, read_manifest
-    from ..backbones import load_backbone
-    from ..comparison import quiet_libraries
+    from ..artifacts import read_manifest
+    from ..backbones import load_backbone, quiet_libraries
     from ..data import DataConfig
     from ..strategies import STRATEGIES
 
@@ -226,10 +236,6 @@ def forgetting(
 
 
 def _classification_probe(cfg, tokenizer, max_length: int, sides: dict, embed: dict, seed: int) -> dict:
-    from ..data import load_text_classification
-    from ..strategies.features import Features
-    from ..tasks import get_task
-
     task = get_task("text-classification")
     bundle = load_text_classification(cfg)
     splits = {s: getattr(bundle, s) for s in ("train", "dev", "test") if getattr(bundle, s) is not None}
@@ -246,11 +252,9 @@ def _classification_probe(cfg, tokenizer, max_length: int, sides: dict, embed: d
     }
     for side, module in sides.items():
         X = {s: mean_last_layer(module, r, **embed) for s, r in rows.items()}
-        clf = Features(pooling="mean", layers="last").fit(
-            X["train"], labels["train"], X["dev"], labels["dev"], seed
-        )
+        clf = LinearProbe(seed=seed).fit(X["train"], labels["train"], X["dev"], labels["dev"])
         scores = {
-            s: task.metrics(clf.decision(X[s]), labels[s], bundle.label_names)[metric]
+            s: task.metrics(clf.decision_function(X[s]), labels[s], bundle.label_names)[metric]
             for s in rows
             if s != "train"
         }

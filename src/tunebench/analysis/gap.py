@@ -475,7 +475,7 @@ def _frozen_probe(bundle, pools: dict[str, np.ndarray], num_layers: int, seed: i
     return {
         "layer": num_layers,
         "pooling": "mean",
-        "dev_accuracy": float((probe.decision(X_dev).argmax(1) == y_dev).mean()),
+        "dev_accuracy": float((probe.decision_function(X_dev).argmax(1) == y_dev).mean()),
         "majority": majority_share(y, y_dev),
         "C": probe.C_,
     }
@@ -484,21 +484,19 @@ def _frozen_probe(bundle, pools: dict[str, np.ndarray], num_layers: int, seed: i
 def _embeddings(ref_texts, train, train_pools, backbone, task, limit, out, extract, sample_size, rng):
     """(n target, 2n reference unit embeddings, forward-pass seconds); both through the feature cache."""
     from ..data import TextSplit
-    from ..extract import FeatureCache
+    from ..extract import FrozenSource
 
-    cache, seconds = FeatureCache(out), 0.0
+    source = FrozenSource(backbone, out, limit, **extract)
     n = min(sample_size, len(train), len(ref_texts) // 2)
     ref_split = TextSplit(
         [ref_texts[i] for i in rng.choice(len(ref_texts), 2 * n, replace=False)], [0] * (2 * n)
     )
-    ref_pools = cache.get(backbone, task.encode(backbone, ref_split, limit).rows, limit, **extract)
-    seconds += cache.seconds
+    ref_pools = source.pools(task.encode(backbone, ref_split, limit).rows)
     if train.text_pairs is not None:  # the reference has single texts: embed the target's alike
         rows = task.encode(backbone, TextSplit(train.texts, train.labels), limit).rows
-        train_pools = cache.get(backbone, rows, limit, **extract)
-        seconds += cache.seconds
+        train_pools = source.pools(rows)
     target = sentence_embeddings(train_pools)[rng.choice(len(train), n, replace=False)]
-    return target, sentence_embeddings(ref_pools), seconds
+    return target, sentence_embeddings(ref_pools), source.seconds
 
 
 def _words_per_text(texts: list[str]) -> float:

@@ -32,8 +32,15 @@ import time
 from pathlib import Path
 
 import numpy as np
+from threadpoolctl import threadpool_limits  # ships with scikit-learn
 
+from ..backbones import quiet_libraries
+from ..data import DataConfig
+from ..data.named import default_task
 from ..errors import TunebenchError
+from ..estimators import LinearProbe
+from ..extract import FrozenSource
+from ..tasks import get_task
 
 log = logging.getLogger("tunebench")
 POOL_INDEX = {"cls": 0, "mean": 1}  # position in the cache's pooling axis
@@ -46,10 +53,6 @@ def load_inputs(
     data_cfg, model: str, max_length: int | None, trust_remote_code: bool, task: str = "text-classification"
 ):
     """(bundle, backbone, task, max length), built exactly as `compare` builds them, so cache keys match."""
-    from ..comparison import quiet_libraries
-    from ..data import DataConfig
-    from ..tasks import get_task
-
     quiet_libraries()
     if isinstance(data_cfg, str):
         data_cfg = DataConfig(data=data_cfg)
@@ -67,29 +70,20 @@ def frozen_features(
 ) -> tuple[dict[str, np.ndarray], float]:
     """Split -> (N, L+1, 2, H) pooled features from the cache; and the forward-pass seconds spent now
     (0.0 when every split came from the cache). `extract`: batch_size, device, precision."""
-    from ..extract import FeatureCache
-
-    cache = FeatureCache(out)
-    pools, seconds = {}, 0.0
+    source = FrozenSource(backbone, out, limit, **extract)
+    pools = {}
     for name in splits:
         split = getattr(bundle, name)
-        if split is None:
-            continue
-        rows = task.encode(backbone, split, limit).rows
-        pools[name] = cache.get(backbone, rows, limit, **extract)
-        seconds += cache.seconds
-    return pools, seconds
+        if split is not None:
+            pools[name] = source.pools(task.encode(backbone, split, limit).rows)
+    return pools, source.seconds
 
 
 def fit_probe(X: np.ndarray, y: np.ndarray, X_dev: np.ndarray, y_dev: np.ndarray, seed: int = 0):
     """Standardize -> logistic regression, C chosen on dev (the `features` strategy's classifier)."""
-    from threadpoolctl import threadpool_limits  # ships with scikit-learn
-
-    from ..strategies.features import Features
-
     # Small lbfgs problems: BLAS threads only add overhead (10x slower on a busy 2-core machine).
     with threadpool_limits(1):
-        return Features().fit(X, y, X_dev, y_dev, seed)
+        return LinearProbe(seed=seed).fit(X, y, X_dev, y_dev)
 
 
 def majority_share(train_labels: np.ndarray, labels: np.ndarray) -> float:
@@ -125,7 +119,6 @@ def probe_layers(
     """
     t0 = time.perf_counter()
     out = Path(out)
-    from ..comparison import default_task
 
     task_name = task or default_task(data_cfg)
     bundle, backbone, task, limit = load_inputs(data_cfg, model, max_length, trust_remote_code, task_name)
@@ -170,7 +163,7 @@ def probe_layers(
             entry = {"layer": layer, "name": layer_name(layer), "pooling": pooling, "C": probe.C_}
             for s in X:
                 if s != "train":
-                    m = task.metrics(probe.decision(X[s]), labels[s], bundle.label_names)
+                    m = task.metrics(probe.decision_function(X[s]), labels[s], bundle.label_names)
                     entry[s] = {k: v for k, v in m.items() if isinstance(v, float)}
             layers.append(entry)
     probe_s = time.perf_counter() - t1

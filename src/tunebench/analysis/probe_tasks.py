@@ -3,7 +3,7 @@ layer's pooled vector, scored by Spearman) and token classification (a logistic-
 each layer's vector at every word's first sub-token, scored by entity F1).
 
 Same output as `probe.probe_layers` (one entry per layer and pooling, the best layer, a suggestion),
-built through the same `Context` and caches as `compare`, so a probe after a compare costs no forward
+built through the same `RunInputs` and caches as `compare`, so a probe after a compare costs no forward
 pass. The chance line is what a constant prediction scores: 0 (no correlation; no entity found).
 """
 
@@ -15,6 +15,10 @@ import time
 import numpy as np
 
 from ..errors import TunebenchError
+from ..estimators import DEFAULT_GRID, LinearProbe
+from ..extract import FrozenSource
+from ..runner import RunInputs
+from ..tasks.token_classification.task import word_features
 from .probe import POOL_INDEX, layer_name, suggest
 
 # Token probes fit one logistic regression per layer on tens of thousands of words: a short grid.
@@ -23,32 +27,23 @@ TOKEN_GRID = "0.01,0.1,1"
 
 def probe_task_layers(task, bundle, backbone, limit: int, out, extract: dict, seed: int) -> dict:
     """The fields of probe.json that depend on the task (layers, best, majority, suggestion, ...)."""
-    from ..runner import Context
-    from ..strategies.features import Features
-    from ..training.config import TrainConfig
-
     if task.name not in ("text-regression", "token-classification"):
         raise TunebenchError(f"probe: not available for {task.name} (text classification, regression, NER)")
-    ctx = Context(task, backbone, bundle, out, limit)
-    cfg = TrainConfig(
-        eval_batch_size=extract["batch_size"], device=extract["device"], precision=extract["precision"]
+    inputs = RunInputs(task, backbone, bundle, out, limit)
+    source = FrozenSource(
+        backbone, out, limit, extract["batch_size"], extract["device"], extract["precision"]
     )
-    splits = ctx.splits
+    splits = inputs.splits
     t0 = time.perf_counter()
     if task.token_level:
-        from ..tasks.ner import word_features
-
-        per_layer = {s: word_features(ctx, s, cfg) for s in splits}  # (N_words, L+1, H)
+        per_layer = {s: word_features(source, inputs.enc[s]) for s in splits}  # (N_words, L+1, H)
         poolings = ["first-token"]
     else:
-        per_layer = {
-            s: ctx.cache.get(backbone, ctx.enc[s].rows, limit, cfg.eval_batch_size, cfg.device, cfg.precision)
-            for s in splits
-        }  # (N, L+1, 2, H)
+        per_layer = {s: source.pools(inputs.enc[s].rows) for s in splits}  # (N, L+1, 2, H)
         poolings = sorted(POOL_INDEX, key=lambda p: p != backbone.pooling)
     extract_s = time.perf_counter() - t0
     metric = task.primary_metric
-    y = {s: task.frozen_targets(ctx, s) for s in splits}
+    y = {s: task.frozen_targets(inputs.enc[s]) for s in splits}
 
     t1, layers = time.perf_counter(), []
     for pooling in poolings:
@@ -59,22 +54,18 @@ def probe_task_layers(task, bundle, backbone, limit: int, out, extract: dict, se
                 X = {s: v[:, layer, POOL_INDEX[pooling]] for s, v in per_layer.items()}
 
             def dev_score(out, _s="dev"):
-                return ctx.score(_s, out)[metric]
+                return inputs.score(_s, out)[metric]
 
-            probe = Features(grid=TOKEN_GRID if task.token_level else Features.grid).fit(
-                X["train"],
-                y["train"],
-                X["dev"],
-                y["dev"],
-                seed,
-                score=dev_score,
+            probe = LinearProbe(
+                grid=TOKEN_GRID if task.token_level else DEFAULT_GRID,
                 regression=task.regression,
                 n_classes=None if task.regression else len(bundle.label_names),
-            )
+                seed=seed,
+            ).fit(X["train"], y["train"], X["dev"], y["dev"], score=dev_score)
             entry = {"layer": layer, "name": layer_name(layer), "pooling": pooling, "C": probe.C_}
             for s in splits:
                 if s != "train":
-                    m = ctx.score(s, probe.decision(X[s]))
+                    m = inputs.score(s, probe.decision_function(X[s]))
                     entry[s] = {k: v for k, v in m.items() if isinstance(v, float)}
             layers.append(entry)
     probe_s = time.perf_counter() - t1
@@ -98,7 +89,7 @@ def probe_task_layers(task, bundle, backbone, limit: int, out, extract: dict, se
         "layers": layers,
         "best": best,
         "best_by_pooling": by_pooling,
-        "sizes": {s: len(ctx.split(s)) for s in splits},
+        "sizes": {s: len(inputs.split(s)) for s in splits},
         "suggestion": {"last_k": k, "plateau_layer": plateau, "pooling": best["pooling"], "text": text},
         "extract_seconds": extract_s,
         "probe_seconds": probe_s,

@@ -163,3 +163,9 @@ register_dataset(
         "test 10,000",
     )
 )
+
+
+def default_task(data) -> str:
+    """The task of a named dataset (a DataConfig or a name); text classification for files."""
+    name = data.data if hasattr(data, "data") else str(data)
+    return DATASETS[name].task if name in DATASETS else "text-classification"

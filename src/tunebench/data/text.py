@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tunebench.data.named import DATASETS, dataset_names, get_dataset, locate
-from tunebench.data.readers import FORMATS, Table, describe_path, load_table
+from tunebench.data.readers import FORMATS, Table, describe_path, load_table, read_table
 from tunebench.errors import TunebenchError
 
 TEXT_COLUMNS = ("sentence", "text", "review", "content")
@@ -501,3 +501,33 @@ def _bins(values: list[float], n: int = 5) -> list[int]:
 
 def _cap_numbers(split: TextSplit, n: int, seed: int) -> TextSplit:
     return split if len(split) <= n else split.subset(_take(_bins(split.labels), n, seed)[1])
+
+
+# -- prediction inputs ------------------------------------------------------------------------
+
+
+@dataclass
+class Texts:
+    """What a text task's `encode` needs from a split, without labels."""
+
+    texts: list[str]
+    text_pairs: list[str] | None = None
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+
+def read_texts(path: str, text_col: str | None, text_pair_col: str | None) -> Texts:
+    columns, _ = read_table(path)
+    if text_col is None:
+        text_col = next((c for c in ("sentence", "text", "review", "content") if c in columns), None)
+        if text_col is None:
+            raise TunebenchError(f"{path}: no text column found among {list(columns)}; pass --text-col NAME")
+    for col in (text_col, text_pair_col):
+        if col is not None and col not in columns:
+            raise TunebenchError(
+                f"{path}: no column '{col}' (columns: {', '.join(columns)}); pass --text-col NAME"
+            )
+    texts = ["" if t is None else str(t) for t in columns[text_col]]
+    pairs = ["" if t is None else str(t) for t in columns[text_pair_col]] if text_pair_col else None
+    return Texts(texts, pairs)

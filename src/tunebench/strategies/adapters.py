@@ -13,7 +13,7 @@ from torch import nn
 
 from ..backbones import encoder_layers
 from ..errors import TunebenchError
-from .base import STRATEGIES, Strategy, freeze
+from .base import STRATEGIES, Hints, Strategy, freeze
 
 
 class Adapted(nn.Module):
@@ -52,6 +52,11 @@ def _projections(layer: nn.Module) -> list[tuple[nn.Module, str]]:
 class Adapters(Strategy):
     summary = "bottleneck adapters after attention and FFN in every block (Houlsby) + LayerNorms + head"
     train_defaults = {"lr": 1e-3, "epochs": 3}
+    hints = Hints(train_rate=80.0, advice={})
+    requires = {
+        "transformer-blocks": "Houlsby adapters sit after the attention and feed-forward projections of a "
+        "transformer block; this backbone has none (use lora or bitfit)"
+    }
     bottleneck: int = 64
 
     def prepare(self, model):

@@ -13,24 +13,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import TunebenchError
 from .base import STRATEGIES
 from .features import Features
 
-
-def pair_embeddings(ctx, split: str, cfg, pooling: str, layers: str) -> tuple[np.ndarray, np.ndarray]:
-    """(u, v): frozen pooled embeddings of the first and the second texts of `split`, each (N, H)."""
-    from ..tasks.classification import tokenize
-
-    data = ctx.split(split)
-    if getattr(data, "text_pairs", None) is None:
-        raise TunebenchError(
-            f"{ctx.bundle.name}: the bi-encoder strategies need text pairs; set --text-pair-col"
-        )
-    tok = ctx.backbone.tokenizer
-    u = ctx.pooled(tokenize(tok, data.texts, None, ctx.max_length).rows, cfg, pooling, layers)
-    v = ctx.pooled(tokenize(tok, data.text_pairs, None, ctx.max_length).rows, cfg, pooling, layers)
-    return u, v
+PAIRS = {"text-pairs": "needs text pairs (--text-pair-col): it compares two separately embedded texts"}
 
 
 def cosine(u: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -42,21 +28,25 @@ def cosine(u: np.ndarray, v: np.ndarray) -> np.ndarray:
 @STRATEGIES.register("cosine")
 @dataclass
 class Cosine(Features):
+    ladder = -2  # before the rest of the ladder when the data has pairs
     summary = "text pairs: cosine of the two frozen embeddings, no training (scale fitted only)"
-    per_example_inputs = True
+    pairwise = True
+    requires = PAIRS
+    hints = None
     C: float = 1e4  # effectively unregularised: one slope and one offset
 
-    def inputs(self, ctx, split: str, cfg, pooling: str) -> np.ndarray:
-        u, v = pair_embeddings(ctx, split, cfg, pooling, self.layers)
+    def combine(self, u: np.ndarray, v: np.ndarray) -> np.ndarray:
         return cosine(u, v)[:, None]  # (N, 1)
 
 
 @STRATEGIES.register("bi-encoder")
 @dataclass
 class BiEncoder(Features):
+    ladder = -1
     summary = "text pairs: frozen embeddings u, v -> [u, v, |u-v|, u*v] -> ridge / logistic regression"
-    per_example_inputs = True
+    pairwise = True
+    requires = PAIRS
+    hints = None
 
-    def inputs(self, ctx, split: str, cfg, pooling: str) -> np.ndarray:
-        u, v = pair_embeddings(ctx, split, cfg, pooling, self.layers)
+    def combine(self, u: np.ndarray, v: np.ndarray) -> np.ndarray:
         return np.concatenate([u, v, np.abs(u - v), u * v], 1)  # (N, 4H)

@@ -1,6 +1,6 @@
 from dataclasses import dataclass
 
-from .base import STRATEGIES, Strategy, freeze
+from .base import STRATEGIES, Hints, Strategy, freeze
 
 
 @STRATEGIES.register("bitfit")
@@ -8,8 +8,18 @@ from .base import STRATEGIES, Strategy, freeze
 class BitFit(Strategy):
     """Ben Zaken et al. 2022: only the bias terms of the backbone (plus the head) train."""
 
+    ladder = 6
     summary = "bias terms of the backbone + head (~0.1% of parameters)"
     train_defaults = {"lr": 1e-3, "epochs": 3}
+    hints = Hints(
+        train_rate=86.0,
+        advice={
+            "labels<1k:peft": 1,
+            "gap=large:frozen-miss": -1,
+            "memory-tight": 2,
+            "device=cpu:backward-anyway": -0.5,
+        },
+    )
 
     def prepare(self, model):
         freeze(model.backbone)

@@ -1,14 +1,28 @@
 from dataclasses import dataclass
 
-from .base import STRATEGIES, Strategy, unfreeze
+from .base import STRATEGIES, Hints, Strategy, unfreeze
+from .export import WholeModelExport
 
 
 @STRATEGIES.register("full")
 @dataclass
-class Full(Strategy):
+class Full(WholeModelExport, Strategy):
+    ladder = 4
     summary = "every parameter trains (AdamW 5e-5, 10% warmup, weight decay 0.01, 3 epochs)"
     train_defaults = {"lr": 5e-5, "epochs": 3}
-    save_mode = "full"
+    hints = Hints(
+        train_rate=84.0,
+        advice={
+            "labels<100:unstable": -2,
+            "labels<1k:unstable": -1,
+            "labels<10k": 1,
+            "labels>=10k": 2,
+            "task=text-pair": 2,
+            "gap=large": 2,
+            "memory-tight:no-fit": -2,
+            "device=cuda": 0.5,
+        },
+    )
 
     def prepare(self, model):
         unfreeze(model)

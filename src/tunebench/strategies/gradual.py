@@ -1,18 +1,22 @@
 from dataclasses import dataclass
 
 from ..backbones import embeddings_module, encoder_layers
-from .base import STRATEGIES, Strategy, freeze, unfreeze
+from .base import STRATEGIES, Hints, Strategy, freeze, unfreeze
+from .export import WholeModelExport
 
 
 @STRATEGIES.register("gradual")
 @dataclass
-class Gradual(Strategy):
+class Gradual(WholeModelExport, Strategy):
     """ULMFiT gradual unfreezing: epoch 1 trains the head, each later epoch unfreezes the next
     `layers_per_epoch` layers from the top (embeddings last)."""
 
     summary = "gradual unfreezing (ULMFiT): head first, then one more layer from the top each epoch"
     train_defaults = {"lr": 1e-4, "epochs": 4, "patience": 4}
-    save_mode = "full"
+    hints = Hints(
+        train_rate=120.0,
+        advice={"labels<100:unstable": -1, "labels<10k:discriminative": 0.5, "memory-tight:no-fit": -1},
+    )
     layers_per_epoch: int = 1
 
     def prepare(self, model):

@@ -1,6 +1,6 @@
 from dataclasses import dataclass
 
-from .base import STRATEGIES, Strategy
+from .base import STRATEGIES, Hints, Strategy
 
 
 @STRATEGIES.register("head")
@@ -9,7 +9,20 @@ class Head(Strategy):
     """A new head trained through the frozen backbone. The backbone is frozen and deterministic in
     eval mode, so its pooled output is computed once (feature cache) and the head trains on that."""
 
+    ladder = 2
     summary = "new classification head on the frozen backbone's pooled output (trains in seconds)"
     # Epochs are cheap on cached features: train until dev stops improving.
     train_defaults = {"lr": 1e-3, "epochs": 20, "patience": 4}
+    hints = Hints(
+        advice={
+            "labels<100": 2,
+            "labels<1k": 1,
+            "labels>=10k:frozen-behind": -1,
+            "task=text-classification": 1,
+            "task=text-pair:frozen-behind": -2,
+            "gap=small": 1,
+            "gap=large:frozen-miss": -2,
+            "device=cpu:cached": 0.5,
+        }
+    )
     uses_cached_features = True

@@ -2,14 +2,27 @@ from dataclasses import dataclass
 
 from ..backbones import encoder_layers
 from ..errors import TunebenchError
-from .base import STRATEGIES, Strategy, freeze, unfreeze
+from .base import STRATEGIES, Hints, Strategy, freeze, unfreeze
 
 
 @STRATEGIES.register("last-k")
 @dataclass
 class LastK(Strategy):
+    ladder = 3
     summary = "top k transformer layers + head train; the rest stays frozen"
     train_defaults = {"lr": 1e-4, "epochs": 3}
+    hints = Hints(
+        train_rate=190.0,
+        advice={
+            "labels<10k": 1,
+            "labels>=10k": 1,
+            "task=text-pair": 1,
+            "gap=medium": 1,
+            "gap=large": 1,
+            "memory-tight": 1,
+            "device=cpu:cached": 0.5,
+        },
+    )
     k: int = 2
 
     def prepare(self, model):

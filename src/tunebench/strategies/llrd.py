@@ -3,19 +3,31 @@ from dataclasses import dataclass
 from ..backbones import embeddings_module, encoder_layers
 from ..errors import TunebenchError
 from ..training.optim import decay_groups
-from .base import STRATEGIES, Strategy, unfreeze
+from .base import STRATEGIES, Hints, Strategy, unfreeze
+from .export import WholeModelExport
 
 
 @STRATEGIES.register("llrd")
 @dataclass
-class LLRD(Strategy):
+class LLRD(WholeModelExport, Strategy):
     """Layer-wise learning-rate decay (discriminative fine-tuning): the head gets `lr`, the top layer
     lr*factor, the next lr*factor^2, ..., the embeddings the smallest. ULMFiT's 1/2.6 is factor=0.385;
     0.8 is the usual choice for 6-12-layer encoders (Clark et al. 2020)."""
 
     summary = "all layers train, learning rate decays by `factor` per layer going down"
     train_defaults = {"lr": 1e-4, "epochs": 3}
-    save_mode = "full"
+    hints = Hints(
+        train_rate=84.0,
+        advice={
+            "labels<100:unstable": -1,
+            "labels<10k:discriminative": 0.5,
+            "labels>=10k": 1,
+            "task=text-pair": 1,
+            "gap=large": 1,
+            "memory-tight:no-fit": -2,
+            "device=cuda": 0.5,
+        },
+    )
     factor: float = 0.8
 
     def prepare(self, model):

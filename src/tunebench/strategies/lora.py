@@ -1,28 +1,41 @@
 from dataclasses import dataclass
 
+from peft import LoraConfig, get_peft_model
+
 from ..errors import TunebenchError
-from .base import STRATEGIES, Strategy
+from .base import STRATEGIES, Hints, Strategy
+from .export import PeftExport
 
 
 @STRATEGIES.register("lora")
 @dataclass
-class LoRA(Strategy):
+class LoRA(PeftExport, Strategy):
     """LoRA (Hu et al. 2021) through peft on the backbone. Our head is a separate module that always
     trains and is saved beside the adapter (no `modules_to_save` trap)."""
 
+    ladder = 5
     summary = "low-rank updates on every linear layer of the backbone (peft) + head"
     # All linear layers (as QLoRA recommends to match full fine-tuning) and a rate suited to the few
     # hundred steps of a small dataset; the LoRA paper's setting is targets=query,value with lr 5e-4.
     train_defaults = {"lr": 1e-3, "epochs": 3}
-    save_mode = "peft"
+    hints = Hints(
+        train_rate=70.0,
+        advice={
+            "labels<1k:peft": 1,
+            "labels<10k": 1,
+            "labels>=10k": 2,
+            "task=text-pair": 1,
+            "gap=medium": 1,
+            "memory-tight": 2,
+            "device=cpu:backward-anyway": -0.5,
+        },
+    )
     r: int = 8
     alpha: int = 16
     dropout: float = 0.1
     targets: str = "all-linear"  # all-linear | auto (peft's per-architecture choice) | "query,value"
 
     def peft_config(self, default_targets: list[str] | None = None):
-        from peft import LoraConfig
-
         if self.targets in ("all-linear", "auto") and default_targets is not None:
             targets = default_targets  # the backbone names its own (image CNNs: 1x1 convs + linears)
         elif self.targets in ("all-linear", "auto"):
@@ -38,8 +51,6 @@ class LoRA(Strategy):
         )
 
     def prepare(self, model):
-        from peft import get_peft_model
-
         own = getattr(model.backbone, "lora_target_modules", None)
         try:
             model.backbone = get_peft_model(

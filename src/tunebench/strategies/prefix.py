@@ -1,27 +1,29 @@
 from dataclasses import dataclass
 
+from peft import PrefixTuningConfig, TaskType, get_peft_model
+
 from .base import STRATEGIES, Strategy
+from .export import PeftExport
 
 
 @STRATEGIES.register("prefix")
 @dataclass
-class Prefix(Strategy):
+class Prefix(PeftExport, Strategy):
     """Prefix tuning (Li & Liang 2021) through peft: trainable key/value prefixes in every layer."""
 
     summary = "trainable key/value prefixes in every attention layer (peft) + head"
     train_defaults = {"lr": 1e-2, "epochs": 3, "warmup_ratio": 0.06}
-    save_mode = "peft"
+    requires = {
+        "attention": "prefix tuning prepends trainable key/value vectors to the attention layers over a "
+        "token sequence; this backbone has no attention and no token sequence"
+    }
     virtual_tokens: int = 20
 
     def peft_config(self):
-        from peft import PrefixTuningConfig, TaskType
-
         return PrefixTuningConfig(
             task_type=TaskType.FEATURE_EXTRACTION, num_virtual_tokens=self.virtual_tokens
         )
 
     def prepare(self, model):
-        from peft import get_peft_model
-
         model.backbone = get_peft_model(model.backbone, self.peft_config())
         return model

@@ -1,7 +1,14 @@
-"""Tasks: one module each (head, collate, loss, metrics, post-processing), registered by name."""
+"""Tasks: one package each (data glue, encoding, head, loss, metrics, decoding, frozen-feature model),
+registered by name. Every sub-package is imported here, so a new task folder is found with no other edit."""
 
-from . import classification, images, ner, qa, regression  # noqa: F401  (each module registers itself)
+import importlib
+import pkgutil
+
 from .base import TASKS, Task
+
+for _module in pkgutil.iter_modules(__path__):
+    if _module.ispkg:
+        importlib.import_module(f"{__name__}.{_module.name}")
 
 __all__ = ["TASKS", "Task", "get_task"]
 

@@ -15,7 +15,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..backbones import load_backbone
+from ..data.text import read_texts
+from ..errors import TunebenchError
+from ..estimators import LinearProbe, softmax
 from ..registry import Registry
+from ..training.batching import TensorBatches, TokenBatches
+from ..training.config import TrainConfig
 
 
 @dataclass
@@ -63,8 +69,12 @@ class Task:
     modality: ClassVar[str] = "text"  # "text" or "image": which backbones fit
     regression: ClassVar[bool] = False  # float targets: ridge instead of logistic regression
     token_level: ClassVar[bool] = False  # outputs per token (NER, QA) rather than per example
-    # strategy name -> why it does not apply to this task (`tunebench strategies --task` prints it)
-    not_applicable: ClassVar[dict[str, str]] = {}
+    # What the task's backbone and data offer; a strategy lists what it `requires` (with the reason), so
+    # `applies` needs no table of strategy names. Text encoders: transformer blocks with attention.
+    capabilities: ClassVar[frozenset[str]] = frozenset({"transformer-blocks", "attention"})
+    # True: `compare` without --strategies runs every strategy that applies (images: the ladder is the
+    # whole list of methods that fit a CNN), else the strategies' default ladder
+    ladder_all: ClassVar[bool] = False
     default_model: ClassVar[str] = "minilm"  # the packaged all-MiniLM-L6-v2
     # The training schedule on this task. The strategies' own `train_defaults` are the published ones
     # for sentence classification (3 epochs); a task whose head is new per token, span or image and
@@ -77,8 +87,6 @@ class Task:
 
     def train_defaults(self, strategy: str, defaults: dict[str, Any]) -> dict[str, Any]:
         """A strategy's `train_defaults` adjusted by this task's `schedule`."""
-        from ..training.config import TrainConfig
-
         out = dict(defaults)
         for key in ("*", strategy):
             for k, v in self.schedule.get(key, {}).items():
@@ -99,8 +107,6 @@ class Task:
 
     def load_backbone(self, name: str, trust_remote_code: bool = False, pooling: str = "auto"):
         """The pre-trained model for this task's inputs (text encoders here; images override)."""
-        from ..backbones import load_backbone
-
         return load_backbone(name, trust_remote_code, pooling)
 
     def num_outputs(self, bundle) -> int:
@@ -108,20 +114,16 @@ class Task:
 
     def batches(self, enc: Encoded, backbone):
         """Training/eval batches of an encoded split: token rows padded per batch."""
-        from ..training.batching import TokenBatches
-
         return TokenBatches(enc.rows, enc.targets, backbone.tokenizer.pad_token_id or 0)
 
-    def default_ladder(self, bundle=None) -> list[str]:
-        """What `compare` runs without --strategies (those that don't apply are left out later)."""
-        from ..strategies import DEFAULT_LADDER
+    def capabilities_of(self, bundle=None) -> frozenset[str]:
+        """What this task offers with this data (text tasks add "text-pairs" when the data has pairs)."""
+        return self.capabilities
 
-        pairs = getattr(getattr(bundle, "train", None), "text_pairs", None) is not None
-        return (["cosine", "bi-encoder"] if pairs else []) + list(DEFAULT_LADDER)
-
-    def applies(self, strategy_name: str, bundle=None) -> str | None:
-        """None when the strategy runs on this task (and data), else the reason it does not."""
-        return self.not_applicable.get(strategy_name)
+    def applies(self, strategy, bundle=None) -> str | None:
+        """None when the strategy (a registered class) runs on this task and data, else the reason."""
+        offered = self.capabilities_of(bundle)
+        return next((why for need, why in strategy.requires.items() if need not in offered), None)
 
     # -- model -----------------------------------------------------------------------------------
     def build_head(self, hidden_size: int, num_labels: int, pooling: str, dropout: float) -> nn.Module:
@@ -139,16 +141,27 @@ class Task:
         return np.asarray(split.labels)
 
     # -- frozen features (the `features` strategy) ---------------------------------------------------
-    def frozen_inputs(self, ctx, split: str, cfg, pooling: str, layers: str, sequences: bool = False):
-        """(N, D) frozen features, one per row: pooled hidden states (through the on-disk cache).
-        `sequences`: word vectors per sentence for a tagger (token tasks only)."""
+    def frozen_inputs(self, source, enc: Encoded, pooling: str, layers: str, sequences: bool = False):
+        """(N, D) frozen features, one per row of `enc`: pooled hidden states from `source` (an
+        extract.FrozenSource). `sequences`: word vectors per sentence for a tagger (token tasks only)."""
         if sequences:
-            from ..errors import TunebenchError
-
             raise TunebenchError(
                 f"features: the BiLSTM and the learned layer weights are for token classification, not {self.name}"
             )
-        return ctx.pooled(ctx.enc[split].rows, cfg, pooling, layers)
+        return source.pooled(enc.rows, pooling, layers)
+
+    def frozen_pairs(self, source, split, pooling: str, layers: str) -> tuple[np.ndarray, np.ndarray]:
+        """(u, v): frozen embeddings of the first and the second texts of a split (text-pair tasks)."""
+        raise TunebenchError(f"{self.name}: the bi-encoder strategies need text pairs")
+
+    def frozen_targets(self, enc: Encoded):
+        """The labels aligned with `frozen_inputs`."""
+        return enc.targets
+
+    def frozen_estimator(self, strategy, n_classes: int | None, seed: int, device: str = "cpu"):
+        """The estimator the `features` strategy fits on this task's frozen inputs: the linear probe on
+        pooled vectors here; token tasks return their tagger / span reader."""
+        return LinearProbe(strategy.classifier, strategy.C, strategy.grid, self.regression, n_classes, seed)
 
     def head_on_cached_features(self) -> bool:
         """Whether head-only trains on `frozen_inputs` (computed once) instead of running the frozen
@@ -157,25 +170,15 @@ class Task:
 
     def feature_batches(self, features, targets):
         """Training-loop data over `frozen_inputs` for head-only on cached features."""
-        from ..training.batching import TensorBatches
-
         return TensorBatches(features, targets)
-
-    def frozen_targets(self, ctx, split: str):
-        """The labels aligned with `frozen_inputs`."""
-        return ctx.targets(split)
 
     # -- prediction (tunebench predict) -------------------------------------------------------------
     def read_inputs(self, path: str, **columns):
         """A split without labels from a user's file, for `encode`."""
-        from ..prediction import read_texts
-
         return read_texts(path, columns.get("text_col"), columns.get("text_pair_col"))
 
     def predictions(self, outputs, enc: Encoded | None, split, label_names: list[str]) -> list[dict]:
         """One dict per example: label and class probabilities (enc None: outputs are per example)."""
-        from ..prediction import softmax
-
         probs = softmax(pool_groups(outputs, None if enc is None else enc.groups))
         return [
             {

@@ -16,7 +16,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..training.batching import IGNORE, TensorBatches
+from ...training.batching import IGNORE, TensorBatches
+from ...training.config import TrainConfig
+from ...training.loop import fit, predict_logits
+from ...training.optim import decay_groups
 
 
 @dataclass
@@ -143,10 +146,6 @@ def train_tagger(
     device: str = "cpu",
 ) -> Tagger:
     """Fit a Tagger with the training loop; `score(flat dev logits) -> float` picks the best epoch."""
-    from ..training.config import TrainConfig
-    from ..training.loop import fit
-    from ..training.optim import decay_groups
-
     torch.manual_seed(seed)
     model = Tagger(X.features.shape[1], X.features.shape[2], lstm_hidden, n_classes)
     mean, scale = standardizer(X.features)
@@ -170,9 +169,6 @@ def train_tagger(
 @torch.no_grad()
 def tagger_logits(model: Tagger, X: WordSequences) -> np.ndarray:
     """(N_words, C) logits, sentences end to end (the order of `X`)."""
-    from ..training.config import TrainConfig
-    from ..training.loop import predict_logits
-
     outs = predict_logits(
         model, SequenceBatches(X, None), TrainConfig(eval_batch_size=256), torch.device("cpu")
     )
@@ -193,3 +189,48 @@ def load_tagger(arrays: dict[str, np.ndarray]) -> Tagger:
     }
     model.load_state_dict(state)
     return model.eval()
+
+
+class TaggerEstimator:
+    """The tagger as a scikit-learn-style estimator over WordSequences: `fit` returns self, the trained
+    model is `model_`; `lstm_hidden` 0 is a linear layer on the (learned) layer mix."""
+
+    def __init__(self, lstm_hidden: int, lr: float, epochs: int, n_classes: int, seed: int = 0, device="cpu"):
+        self.lstm_hidden = lstm_hidden
+        self.lr = lr
+        self.epochs = epochs
+        self.n_classes = n_classes
+        self.seed = seed
+        self.device = device
+
+    def fit(self, X: WordSequences, y, X_dev: WordSequences, y_dev, score) -> TaggerEstimator:
+        """`score(flat dev logits) -> float` picks the best epoch."""
+        self.model_ = train_tagger(
+            X,
+            y,
+            X_dev,
+            y_dev,
+            self.seed,
+            score,
+            self.n_classes,
+            lstm_hidden=self.lstm_hidden,
+            lr=self.lr,
+            epochs=self.epochs,
+            device=self.device,
+        )
+        self.C_ = 0.0
+        return self
+
+    def decision_function(self, X: WordSequences) -> np.ndarray:
+        return tagger_logits(self.model_, X)
+
+    @property
+    def n_trainable_(self) -> int:
+        return sum(p.numel() for p in self.model_.parameters())
+
+    def state(self) -> dict[str, np.ndarray]:
+        return tagger_state(self.model_)
+
+    def load_state(self, arrays: dict[str, np.ndarray], C: float = 0.0) -> TaggerEstimator:
+        self.model_, self.C_ = load_tagger(arrays), C
+        return self

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..errors import TunebenchError
+from ...errors import TunebenchError
 
 CONFIG_KEY = "tunebench_image_backbone"  # marks config.json of an image backbone saved by `full` runs
 
@@ -185,7 +185,7 @@ class ImageModelBackbone:
 def _image_backbone(name: str):
     if name in IMAGE_BACKBONES:
         return IMAGE_BACKBONES[name]()
-    from ..vision import load_image_backbone
+    from ...vision import load_image_backbone
 
     return load_image_backbone(name)
 

@@ -36,9 +36,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import TunebenchError
-from .base import TASKS, Encoded, Task
-from .qa_utils import postprocess, prepare_features, squad_metrics
+from ...data.named import DATASETS, get_dataset, locate
+from ...data.squad import SQUAD_HINT, _answer, _load_json, _need, read_squad, split_by_article
+from ...errors import TunebenchError
+from ...extract import layer_stack
+from ..base import TASKS, Encoded, Task
+from .reader import ReaderEstimator, StateBatches, TokenStates
+from .windows import postprocess, prepare_features, squad_metrics
 
 STRIDE = 128  # context tokens shared by consecutive windows (clamped for short max lengths)
 N_BEST = 20  # best starts x best ends tried per window
@@ -106,8 +110,6 @@ class QABundle:
 
 def read_questions(path, allow_unanswered: bool = False) -> QASplit:
     """A SQuAD v1.1 file as a split; with `allow_unanswered` (prediction) questions may have no answers."""
-    from ..data.squad import read_squad
-
     if not allow_unanswered:
         return QASplit(read_squad(path), str(path))
     return QASplit(_read_unanswered(path), str(path))
@@ -115,8 +117,6 @@ def read_questions(path, allow_unanswered: bool = False) -> QASplit:
 
 def _read_unanswered(path) -> list[dict[str, Any]]:
     """read_squad's checks, except that `answers` may be missing or empty (questions to predict)."""
-    from ..data.squad import SQUAD_HINT, _answer, _load_json, _need
-
     root = _load_json(path)
     if not isinstance(root, dict) or not isinstance(root.get("data"), list):
         raise TunebenchError(f"{path}: no top-level 'data' list; {SQUAD_HINT}")
@@ -148,16 +148,12 @@ def _read_unanswered(path) -> list[dict[str, Any]]:
 
 def _split_off_last(split: QASplit, n_articles: int) -> tuple[QASplit, QASplit]:
     """(first articles, last `n_articles` articles) of a split, in file order."""
-    from ..data.squad import split_by_article
-
     first, last = split_by_article(split.examples, split.articles - n_articles)
     return QASplit(first, split.source), QASplit(last, split.source)
 
 
 def load_qa_data(cfg) -> QABundle:
     """Named dataset (xquad-en) or SQuAD JSON files -> train / dev / test question splits."""
-    from ..data.named import DATASETS, get_dataset, locate
-
     note = ""
     if cfg.data in DATASETS and not Path(cfg.data).is_file():
         ds = get_dataset(cfg.data)
@@ -237,10 +233,6 @@ class QuestionAnswering(Task):
     primary_metric = "f1"
     summary = "extractive QA: the answer span in a context (SQuAD v1.1 JSON), SQuAD F1 / exact match"
     token_level = True
-    not_applicable = {
-        "cosine": "compares two separately embedded texts; QA points at a span inside the context",
-        "bi-encoder": "compares two separately embedded texts; QA points at a span inside the context",
-    }
     # XQuAD-en (826 training questions): 3 epochs leave full fine-tuning at 9 test F1; 10 epochs
     # reach 40 (still rising slowly; scripts/gpu-schedules.sh)
     schedule = {"*": {"epochs": 10, "patience": 3}}
@@ -271,29 +263,24 @@ class QuestionAnswering(Task):
         return Encoded(rows, targets, groups, meta={"features": slim})
 
     # -- frozen features: every layer at every token of each window, for the span reader --------------
-    def frozen_inputs(self, ctx, split: str, cfg, pooling: str, layers: str, sequences: bool = False):
+    def frozen_inputs(self, source, enc: Encoded, pooling: str, layers: str, sequences: bool = False):
         """TokenStates of every window (any `sequences`: a span needs the whole window)."""
-        from ..extract import layer_stack, token_states
-        from ..strategies.reader import TokenStates
-
-        enc = ctx.enc[split]
-        states = token_states(ctx, split, cfg, "windows", lambda i: slice(0, len(enc.rows[i]["input_ids"])))
-        states = layer_stack(states, layers)
+        states = source.token_states(enc.rows, "windows", lambda i: slice(0, len(enc.rows[i]["input_ids"])))
         segments = np.concatenate(
             [[o is not None for o in f["offsets"]] for f in enc.meta["features"]] or [np.zeros(0)]
         ).astype(np.int8)
         lengths = np.asarray([len(r["input_ids"]) for r in enc.rows], dtype=np.int64)
-        return TokenStates(states, lengths, segments)
+        return TokenStates(layer_stack(states, layers), lengths, segments)
 
-    def frozen_targets(self, ctx, split: str):
-        return ctx.targets(split)
+    def frozen_estimator(self, strategy, n_classes: int | None, seed: int, device: str = "cpu"):
+        """The span reader (`logreg`: its linear start/end layer on the layer mix)."""
+        hidden = strategy.lstm_hidden if strategy.classifier == "bilstm" else 0
+        return ReaderEstimator(hidden, strategy.tagger_lr, strategy.tagger_epochs, self.loss, seed, device)
 
     def head_on_cached_features(self) -> bool:
         return True  # the start/end layer trains on the cached last-layer states of each window
 
     def feature_batches(self, features, targets):
-        from ..strategies.reader import StateBatches
-
         return StateBatches(features, targets)
 
     def build_head(self, hidden_size: int, num_labels: int, pooling: str, dropout: float) -> nn.Module:

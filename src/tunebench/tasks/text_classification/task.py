@@ -14,17 +14,12 @@ import torch
 from sklearn.metrics import f1_score
 from torch import nn
 
-from .base import TASKS, Encoded, Task
+from ...backbones import pool
+from ...data import load_text_classification
+from ...errors import TunebenchError
+from ..base import TASKS, Encoded, Task
 
 CHUNK_STRIDE = 0.25  # share of a window repeated in the next one, so no sentence is only seen cut in half
-
-
-def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, how: str) -> torch.Tensor:
-    """(B, T, H), (B, T) -> (B, H). Mean ignores padding; cls takes the first token."""
-    if how == "cls":
-        return hidden[:, 0]
-    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)  # (B, T, 1)
-    return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
 
 
 class ClassificationHead(nn.Module):
@@ -66,6 +61,20 @@ def tokenize(tokenizer, texts, pairs, max_length: int, long_text: str = "truncat
     return Encoded(rows, groups=groups)
 
 
+def has_pairs(bundle) -> bool:
+    return bundle is not None and getattr(bundle.train, "text_pairs", None) is not None
+
+
+def pair_embeddings(source, split, pooling: str, layers: str) -> tuple[np.ndarray, np.ndarray]:
+    """(u, v): frozen pooled embeddings of the first and the second texts of `split`, each (N, H)."""
+    if getattr(split, "text_pairs", None) is None:
+        raise TunebenchError("the bi-encoder strategies need text pairs; set --text-pair-col")
+    tok, n = source.backbone.tokenizer, source.max_length
+    u = source.pooled(tokenize(tok, split.texts, None, n).rows, pooling, layers)
+    v = source.pooled(tokenize(tok, split.text_pairs, None, n).rows, pooling, layers)
+    return u, v
+
+
 def _tokenizer(backbone_or_tokenizer):
     return getattr(backbone_or_tokenizer, "tokenizer", backbone_or_tokenizer)
 
@@ -76,14 +85,13 @@ class TextClassification(Task):
     summary = "label for a text (or a text pair): sentiment, topic, intent, NLI"
 
     def load(self, cfg):
-        from ..data import load_text_classification
-
         return load_text_classification(cfg)
 
-    def applies(self, strategy_name: str, bundle=None) -> str | None:
-        if strategy_name in ("cosine", "bi-encoder") and (bundle is None or bundle.train.text_pairs is None):
-            return "needs text pairs (--text-pair-col): it compares two separately embedded texts"
-        return super().applies(strategy_name, bundle)
+    def capabilities_of(self, bundle=None) -> frozenset[str]:
+        return self.capabilities | ({"text-pairs"} if has_pairs(bundle) else set())
+
+    def frozen_pairs(self, source, split, pooling: str, layers: str) -> tuple[np.ndarray, np.ndarray]:
+        return pair_embeddings(source, split, pooling, layers)
 
     def build_head(self, hidden_size: int, num_labels: int, pooling: str, dropout: float) -> nn.Module:
         return ClassificationHead(hidden_size, num_labels, pooling, dropout)

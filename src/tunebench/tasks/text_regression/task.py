@@ -13,8 +13,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from .base import TASKS, Encoded, Task, pool_groups
-from .classification import ClassificationHead, _tokenizer, tokenize
+from ...data import load_text_regression
+from ..base import TASKS, Encoded, Task, pool_groups
+from ..text_classification.task import ClassificationHead, _tokenizer, has_pairs, pair_embeddings, tokenize
 
 
 def pearson(x: np.ndarray, y: np.ndarray) -> float:
@@ -48,14 +49,13 @@ class TextRegression(Task):
     regression = True
 
     def load(self, cfg):
-        from ..data import load_text_regression
-
         return load_text_regression(cfg)
 
-    def applies(self, strategy_name: str, bundle=None) -> str | None:
-        if strategy_name in ("cosine", "bi-encoder") and (bundle is None or bundle.train.text_pairs is None):
-            return "needs text pairs (--text-pair-col): it compares two separately embedded texts"
-        return super().applies(strategy_name, bundle)
+    def capabilities_of(self, bundle=None) -> frozenset[str]:
+        return self.capabilities | ({"text-pairs"} if has_pairs(bundle) else set())
+
+    def frozen_pairs(self, source, split, pooling: str, layers: str) -> tuple[np.ndarray, np.ndarray]:
+        return pair_embeddings(source, split, pooling, layers)
 
     def num_outputs(self, bundle) -> int:
         return 1

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from tunebench.errors import TunebenchError
+from ...errors import TunebenchError
 
 Offsets = list[tuple[int, int] | None]  # per token: (char_start, char_end) in the context, None elsewhere
 

@@ -23,10 +23,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import TunebenchError
-from ..training.batching import IGNORE
-from .base import TASKS, Encoded, Task
-from .entity_metrics import entity_scores
+from ...data.conll import label_list, read_token_file, to_iob2
+from ...data.named import DATASETS, get_dataset, locate
+from ...errors import TunebenchError
+from ...estimators import LinearProbe
+from ...extract import layer_stack, select_layers
+from ...training.batching import IGNORE
+from ..base import TASKS, Encoded, Task
+from .metrics import entity_scores
+from .tagger import TaggerEstimator, WordSequences
 
 
 @dataclass
@@ -77,9 +82,6 @@ class TokenBundle:
 def load_token_data(cfg) -> TokenBundle:
     """Named dataset (conll2003) or CoNLL/JSONL files; dev split off train when not given; seeded
     subsample of training sentences with --train-size; --eval-size caps dev and test."""
-    from ..data.conll import label_list, read_token_file, to_iob2
-    from ..data.named import DATASETS, get_dataset, locate
-
     if cfg.data in DATASETS and not Path(cfg.data).is_file():
         ds = get_dataset(cfg.data)
         if ds.task != "token-classification":
@@ -165,10 +167,6 @@ class TokenClassification(Task):
     primary_metric = "f1"
     summary = "a tag per word: named entities (CoNLL IOB1/IOB2), entity-level F1"
     token_level = True
-    not_applicable = {
-        "cosine": "compares two texts; NER tags the words of one",
-        "bi-encoder": "compares two texts; NER tags the words of one",
-    }
     # CoNLL-2003, 2,000 training sentences: 3 epochs stop with dev F1 still rising (full 0.648 test
     # F1); 10 reach the plateau (full 0.804, lora 0.805; scripts/gpu-schedules.sh).
     schedule = {"*": {"epochs": 10, "patience": 3}}
@@ -253,28 +251,28 @@ class TokenClassification(Task):
     def head_on_cached_features(self) -> bool:
         return True  # the token head is per word: it trains on the cached last-layer word vectors
 
-    def frozen_inputs(self, ctx, split: str, cfg, pooling: str, layers: str, sequences: bool = False):
+    def frozen_inputs(self, source, enc: Encoded, pooling: str, layers: str, sequences: bool = False):
         """(N_kept_words, D) for a linear classifier; with `sequences`, WordSequences for the tagger
         (a BiLSTM needs sentence boundaries; learned layer weights need every layer)."""
-        from ..extract import layer_stack, select_layers
-        from ..strategies.tagger import WordSequences
-
-        words = word_features(ctx, split, cfg)  # (N, L+1, H) float16
+        words = word_features(source, enc)  # (N, L+1, H) float16
         if not sequences:
             return select_layers(words, layers)
         return WordSequences(
-            layer_stack(words, layers),
-            np.asarray([len(f) for f in ctx.enc[split].meta["first"]], dtype=np.int64),
+            layer_stack(words, layers), np.asarray([len(f) for f in enc.meta["first"]], dtype=np.int64)
         )
 
-    def frozen_targets(self, ctx, split: str) -> np.ndarray:
-        enc = ctx.enc[split]
+    def frozen_targets(self, enc: Encoded) -> np.ndarray:
         return np.concatenate([t[f] for t, f in zip(enc.targets, enc.meta["first"])])
+
+    def frozen_estimator(self, strategy, n_classes: int | None, seed: int, device: str = "cpu"):
+        """The BiLSTM tagger / learned layer weights on word sequences, else the linear probe per word."""
+        if not strategy.sequences:
+            return LinearProbe(strategy.classifier, strategy.C, strategy.grid, False, n_classes, seed)
+        hidden = strategy.lstm_hidden if strategy.classifier == "bilstm" else 0
+        return TaggerEstimator(hidden, strategy.tagger_lr, strategy.tagger_epochs, n_classes, seed, device)
 
     # -- prediction -------------------------------------------------------------------------------------
     def read_inputs(self, path: str, **columns):
-        from ..data.conll import read_token_file
-
         tokens, _ = read_token_file(path)
         return TokenSplit(tokens)
 
@@ -283,10 +281,8 @@ class TokenClassification(Task):
         return [{"tokens": " ".join(t), "tags": " ".join(g)} for t, g in zip(split.tokens, tags)]
 
 
-def word_features(ctx, split: str, cfg) -> np.ndarray:
+def word_features(source, enc: Encoded) -> np.ndarray:
     """(N_kept_words, L+1, H) float16: every layer's hidden state at each word's first sub-token, in
     row order; cached under OUT/cache/features like the sentence pools."""
-    from ..extract import token_states
-
-    first = ctx.enc[split].meta["first"]
-    return token_states(ctx, split, cfg, "words", lambda i: first[i])
+    first = enc.meta["first"]
+    return source.token_states(enc.rows, "words", lambda i: first[i])

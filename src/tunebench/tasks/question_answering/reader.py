@@ -20,7 +20,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from .tagger import SequenceBatches, WordSequences, standardizer
+from ...training.config import TrainConfig
+from ...training.loop import fit, predict_logits
+from ...training.optim import decay_groups
+from ..token_classification.tagger import SequenceBatches, WordSequences, standardizer
 
 MASKED = -1e4  # logit of a token that cannot start or end the answer (fits bf16)
 
@@ -112,10 +115,6 @@ def train_reader(
 ) -> SpanReader:
     """Fit a SpanReader with the training loop; `score(per-window dev outputs) -> float` picks the best
     epoch, `loss(logits, labels)` is the task's span loss."""
-    from ..training.config import TrainConfig
-    from ..training.loop import fit
-    from ..training.optim import decay_groups
-
     torch.manual_seed(seed)
     model = SpanReader(X.features.shape[1], X.features.shape[2], hidden)
     mean, scale = standardizer(X.features)
@@ -144,9 +143,6 @@ def train_reader(
 @torch.no_grad()
 def reader_logits(model: SpanReader, X: TokenStates) -> list[np.ndarray]:
     """Per-window (T_i, 2) start / end logits, in the order of `X`."""
-    from ..training.config import TrainConfig
-    from ..training.loop import predict_logits
-
     return predict_logits(model, StateBatches(X, None), TrainConfig(eval_batch_size=64), torch.device("cpu"))
 
 
@@ -164,3 +160,49 @@ def load_reader(arrays: dict[str, np.ndarray]) -> SpanReader:
     }
     model.load_state_dict(state)
     return model.eval()
+
+
+class ReaderEstimator:
+    """The span reader as a scikit-learn-style estimator over TokenStates: `fit` returns self, the trained
+    model is `model_`; `hidden` 0 is the linear start/end layer on the (learned) layer mix. `loss` is the
+    task's span loss."""
+
+    def __init__(self, hidden: int, lr: float, epochs: int, loss, seed: int = 0, device: str = "cpu"):
+        self.hidden = hidden
+        self.lr = lr
+        self.epochs = epochs
+        self.loss = loss
+        self.seed = seed
+        self.device = device
+
+    def fit(self, X: TokenStates, y, X_dev: TokenStates, y_dev, score) -> ReaderEstimator:
+        """`score(per-window dev outputs) -> float` picks the best epoch."""
+        self.model_ = train_reader(
+            X,
+            y,
+            X_dev,
+            y_dev,
+            self.seed,
+            score,
+            self.loss,
+            hidden=self.hidden,
+            lr=self.lr,
+            epochs=self.epochs,
+            device=self.device,
+        )
+        self.C_ = 0.0
+        return self
+
+    def decision_function(self, X: TokenStates) -> list[np.ndarray]:
+        return reader_logits(self.model_, X)
+
+    @property
+    def n_trainable_(self) -> int:
+        return sum(p.numel() for p in self.model_.parameters())
+
+    def state(self) -> dict[str, np.ndarray]:
+        return reader_state(self.model_)
+
+    def load_state(self, arrays: dict[str, np.ndarray], C: float = 0.0) -> ReaderEstimator:
+        self.model_, self.C_ = load_reader(arrays), C
+        return self

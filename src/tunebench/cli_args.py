@@ -1,0 +1,125 @@
+"""Flags shared by `compare` and the commands that run ladders or read data (curve, probe, gap): they
+map onto DataConfig and `compare`'s keyword arguments."""
+
+from __future__ import annotations
+
+import argparse
+
+from .data.text import DataConfig
+from .errors import TunebenchError
+
+TRAIN_FLAGS = {
+    "lr": float,
+    "epochs": int,
+    "batch_size": int,
+    "eval_batch_size": int,
+    "warmup_ratio": float,
+    "weight_decay": float,
+    "schedule": str,
+    "patience": int,
+    "dropout": float,
+    "device": str,
+    "precision": str,
+}
+
+
+def add_data_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("data")
+    g.add_argument(
+        "--data", required=True, help="named dataset (sst2, imdb) or a train file (csv/tsv/jsonl/parquet)"
+    )
+    g.add_argument("--dev", help="dev file (default: a seeded stratified split of train)")
+    g.add_argument("--test", help="test file")
+    g.add_argument("--data-dir", help="where named datasets live (or set TUNEBENCH_DATA_DIR)")
+    g.add_argument("--text-col")
+    g.add_argument("--label-col")
+    g.add_argument("--text-pair-col")
+    g.add_argument("--train-size", type=int, help="seeded stratified subsample of train")
+    g.add_argument("--eval-size", type=int, help="cap dev and test at this many examples (stratified)")
+    g.add_argument("--test-fraction", type=float, default=0.0, help="split a test set off a single file")
+    g.add_argument("--data-seed", type=int, default=0, help="seed of the splits and subsamples")
+
+
+def add_ladder_args(c: argparse.ArgumentParser, default_strategies: str) -> None:
+    """Model, strategies, seeds, output and training flags: shared by compare and curve."""
+    c.add_argument(
+        "--task", help="text-classification, text-regression, ... (default: the named dataset's task)"
+    )
+    c.add_argument(
+        "--model",
+        help="hub id, local directory, or 'minilm' (packaged default for text; images: efficientnet-lite0)",
+    )
+    c.add_argument("--strategies", nargs="+", help=f"names, or 'all' (default: {default_strategies})")
+    c.add_argument("--seeds", nargs="+", type=int, default=[0])
+    c.add_argument("--out", default="tunebench-out", help="output folder (its run store makes reruns free)")
+    c.add_argument("--pooling", default="auto", choices=["auto", "mean", "cls"])
+    c.add_argument("--max-length", type=int)
+    c.add_argument(
+        "--long-text",
+        default="truncate",
+        choices=["truncate", "chunk"],
+        help="texts over the max length: cut them (default) or classify overlapping windows, mean of logits",
+    )
+    c.add_argument("--trust-remote-code", action="store_true")
+    c.add_argument(
+        "--drift",
+        action="store_true",
+        help="add each fine-tuning run's per-layer representation drift (linear CKA vs the pre-trained model)",
+    )
+    c.add_argument(
+        "--opt",
+        action="append",
+        default=[],
+        metavar="STRATEGY.KEY=VALUE",
+        help="strategy option, e.g. last-k.k=4, lora.r=16, full.lr=3e-5 (repeatable)",
+    )
+    t = c.add_argument_group("training (all gradient strategies; overrides each strategy's default)")
+    for name, typ in TRAIN_FLAGS.items():
+        t.add_argument("--" + name.replace("_", "-"), type=typ)
+
+
+def data_config(a, train_size: int | None = None):
+    """The DataConfig that `add_data_args` flags describe (`train_size` overrides --train-size)."""
+    return DataConfig(
+        data=a.data,
+        dev=a.dev,
+        test=a.test,
+        data_dir=a.data_dir,
+        text_col=a.text_col,
+        label_col=a.label_col,
+        text_pair_col=a.text_pair_col,
+        train_size=a.train_size if train_size is None else train_size,
+        eval_size=a.eval_size,
+        test_fraction=a.test_fraction,
+        seed=a.data_seed,
+    )
+
+
+def ladder_kwargs(a) -> dict:
+    """`compare` keyword arguments from `add_ladder_args` flags."""
+    return {
+        "model": a.model,
+        "strategies": a.strategies,
+        "seeds": a.seeds,
+        "out": a.out,
+        "options": _parse_opts(a.opt),
+        "train": {k: getattr(a, k) for k in TRAIN_FLAGS if getattr(a, k) is not None},
+        "task": a.task,
+        "pooling": a.pooling,
+        "trust_remote_code": a.trust_remote_code,
+        "max_length": a.max_length,
+        "drift": a.drift,
+        "long_text": a.long_text,
+        "show": not a.quiet,
+    }
+
+
+def _parse_opts(items: list[str]) -> dict[str, dict[str, str]]:
+    out: dict[str, dict[str, str]] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        strategy, dot, field = key.partition(".")
+        if not sep or not dot or not field:
+            raise TunebenchError(f"--opt {item}: expected STRATEGY.KEY=VALUE, e.g. last-k.k=4")
+        out.setdefault(strategy, {})[field.replace("-", "_")] = value
+    return out
