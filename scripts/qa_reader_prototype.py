@@ -16,8 +16,8 @@ from torch import nn
 
 from tunebench.data import DataConfig
 from tunebench.runner import RunInputs
-from tunebench.tasks.token_classification.tagger import SequenceBatches, Tagger, WordSequences
 from tunebench.tasks import get_task
+from tunebench.tasks.token_classification.tagger import SequenceBatches, Tagger, WordSequences
 from tunebench.training.batching import TokenBatches
 from tunebench.training.config import TrainConfig
 from tunebench.training.loop import fit, predict_logits
