@@ -39,6 +39,7 @@ class Strategy:
     from_scratch: ClassVar[bool] = False  # start from random weights instead of the checkpoint
     hints: ClassVar[Hints | None] = None  # None: `tunebench recommend` does not propose it
     ladder: ClassVar[int | None] = None  # position in the default ladder (None: only when asked for)
+    curve: ClassVar[bool] = False  # in `tunebench curve`'s default set (frozen vs fine-tuned, cheapest first)
     # what the task must offer (Task.capabilities) -> why the strategy needs it, shown when it does not apply
     requires: ClassVar[dict[str, str]] = {}
 

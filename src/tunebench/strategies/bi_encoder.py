@@ -33,6 +33,7 @@ class Cosine(Features):
     pairwise = True
     requires = PAIRS
     hints = None
+    curve = False
     C: float = 1e4  # effectively unregularised: one slope and one offset
 
     def combine(self, u: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -47,6 +48,7 @@ class BiEncoder(Features):
     pairwise = True
     requires = PAIRS
     hints = None
+    curve = False
 
     def combine(self, u: np.ndarray, v: np.ndarray) -> np.ndarray:
         return np.concatenate([u, v, np.abs(u - v), u * v], 1)  # (N, 4H)

@@ -30,6 +30,7 @@ ESTIMATOR_FILE = "classifier.safetensors"
 @dataclass
 class Features(Strategy):
     ladder = 1
+    curve = True
     summary = "frozen backbone -> pooled features (cached) -> logistic regression, C chosen on dev"
     kind = "features"
     hints = Hints(

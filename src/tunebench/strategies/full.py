@@ -8,6 +8,7 @@ from .export import WholeModelExport
 @dataclass
 class Full(WholeModelExport, Strategy):
     ladder = 4
+    curve = True
     summary = "every parameter trains (AdamW 5e-5, 10% warmup, weight decay 0.01, 3 epochs)"
     train_defaults = {"lr": 5e-5, "epochs": 3}
     hints = Hints(

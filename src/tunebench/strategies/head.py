@@ -10,6 +10,7 @@ class Head(Strategy):
     eval mode, so its pooled output is computed once (feature cache) and the head trains on that."""
 
     ladder = 2
+    curve = True
     summary = "new classification head on the frozen backbone's pooled output (trains in seconds)"
     # Epochs are cheap on cached features: train until dev stops improving.
     train_defaults = {"lr": 1e-3, "epochs": 20, "patience": 4}

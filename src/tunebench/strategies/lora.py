@@ -14,6 +14,7 @@ class LoRA(PeftExport, Strategy):
     trains and is saved beside the adapter (no `modules_to_save` trap)."""
 
     ladder = 5
+    curve = True
     summary = "low-rank updates on every linear layer of the backbone (peft) + head"
     # All linear layers (as QLoRA recommends to match full fine-tuning) and a rate suited to the few
     # hundred steps of a small dataset; the LoRA paper's setting is targets=query,value with lr 5e-4.

@@ -75,6 +75,9 @@ class Task:
     # True: `compare` without --strategies runs every strategy that applies (images: the ladder is the
     # whole list of methods that fit a CNN), else the strategies' default ladder
     ladder_all: ClassVar[bool] = False
+    # What `tunebench probe` fits per layer: "sentence" (a pooled vector per example), "word" (each word's
+    # first sub-token), or None (no layer probe for this task)
+    layer_probe: ClassVar[str | None] = None
     default_model: ClassVar[str] = "minilm"  # the packaged all-MiniLM-L6-v2
     # The training schedule on this task. The strategies' own `train_defaults` are the published ones
     # for sentence classification (3 epochs); a task whose head is new per token, span or image and

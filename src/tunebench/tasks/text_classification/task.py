@@ -82,6 +82,7 @@ def _tokenizer(backbone_or_tokenizer):
 @TASKS.register("text-classification")
 class TextClassification(Task):
     primary_metric = "accuracy"
+    layer_probe = "sentence"
     summary = "label for a text (or a text pair): sentiment, topic, intent, NLI"
 
     def load(self, cfg):

@@ -45,6 +45,7 @@ def spearman(x: np.ndarray, y: np.ndarray) -> float:
 @TASKS.register("text-regression")
 class TextRegression(Task):
     primary_metric = "spearman"
+    layer_probe = "sentence"
     summary = "a number for a text or text pair: semantic similarity (STS-B), ratings"
     regression = True
 

@@ -165,6 +165,7 @@ class TokenHead(nn.Module):
 @TASKS.register("token-classification")
 class TokenClassification(Task):
     primary_metric = "f1"
+    layer_probe = "word"
     summary = "a tag per word: named entities (CoNLL IOB1/IOB2), entity-level F1"
     token_level = True
     # CoNLL-2003, 2,000 training sentences: 3 epochs stop with dev F1 still rising (full 0.648 test
