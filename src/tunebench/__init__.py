@@ -6,9 +6,8 @@ __all__ = ["Predictor", "__version__", "compare", "predict"]
 
 
 def __getattr__(name: str):
-    # Lazy (PEP 562): `import tunebench` and `tunebench --help` stay fast; torch, transformers and peft
-    # load when the API is first used.
     if name in ("compare", "predict", "Predictor"):
+        # lazy (PEP 562): `import tunebench` stays fast; torch, transformers and peft load on first use
         from . import api
 
         return getattr(api, name)

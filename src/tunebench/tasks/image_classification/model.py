@@ -15,9 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from safetensors.torch import load_file, save_file
 from torch import nn
 
 from ...errors import TunebenchError
+from ...vision import load_image_backbone
 
 CONFIG_KEY = "tunebench_image_backbone"  # marks config.json of an image backbone saved by `full` runs
 
@@ -74,8 +76,6 @@ class ImageEncoder(nn.Module):
 
     def save_pretrained(self, path, safe_serialization: bool = True, config: dict | None = None, **_) -> None:
         """What `full` exports write (artifacts.py): the weights plus how to rebuild the architecture."""
-        from safetensors.torch import save_file
-
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().cpu().contiguous() for k, v in self.net.state_dict().items()}
@@ -185,8 +185,6 @@ class ImageModelBackbone:
 def _image_backbone(name: str):
     if name in IMAGE_BACKBONES:
         return IMAGE_BACKBONES[name]()
-    from ...vision import load_image_backbone
-
     return load_image_backbone(name)
 
 
@@ -196,8 +194,6 @@ def load_image_model(name: str, pooling: str = "auto") -> ImageModelBackbone:
         raise TunebenchError(f"--pooling {pooling}: image backbones pool by global average; use auto or mean")
     saved = Path(name) / "config.json"
     if saved.is_file() and CONFIG_KEY in (cfg := json.loads(saved.read_text())):
-        from safetensors.torch import load_file
-
         image = _image_backbone(cfg["base"])
         net = image.random_model(0)
         net.load_state_dict(load_file(str(Path(name) / "model.safetensors")))
