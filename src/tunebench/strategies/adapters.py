@@ -13,7 +13,7 @@ from torch import nn
 
 from ..backbones import encoder_layers
 from ..errors import TunebenchError
-from .base import STRATEGIES, Hints, Strategy, freeze
+from .base import STRATEGIES, Hints, Strategy, freeze, n_params
 
 
 class Adapted(nn.Module):
@@ -57,6 +57,7 @@ class Adapters(Strategy):
         "transformer-blocks": "Houlsby adapters sit after the attention and feed-forward projections of a "
         "transformer block; this backbone has none (use lora or bitfit)"
     }
+    tiny_options = {"bottleneck": "4"}
     bottleneck: int = 64
 
     def prepare(self, model):
@@ -74,3 +75,13 @@ class Adapters(Strategy):
                 if ".down." in name or ".up." in name or "LayerNorm" in name:
                     p.requires_grad_(True)
         return model
+
+    def trainable_formula(self, model) -> int:
+        """Per block: two adapters (width H -> b -> H, with biases) and the block's LayerNorms; + head."""
+        total = n_params(model.head)
+        for layer in encoder_layers(model.backbone):
+            for parent, attr in _projections(layer):
+                h, b = getattr(parent, attr).out_features, self.bottleneck
+                total += (h * b + b) + (b * h + h)
+            total += sum(p.numel() for name, p in layer.named_parameters() if "LayerNorm" in name)
+        return total

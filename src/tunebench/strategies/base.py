@@ -42,12 +42,21 @@ class Strategy:
     curve: ClassVar[bool] = False  # in `tunebench curve`'s default set (frozen vs fine-tuned, cheapest first)
     # what the task must offer (Task.capabilities) -> why the strategy needs it, shown when it does not apply
     requires: ClassVar[dict[str, str]] = {}
+    # --opt values that keep the strategy small on the tests' 2-layer, 32-wide models (tests/test_common.py)
+    tiny_options: ClassVar[dict[str, str]] = {}
 
     # -- what the strategy does to the model -------------------------------------------------
     def prepare(self, model: nn.Module) -> nn.Module:
         """Freeze/unfreeze or inject modules; return the model to train. Default: head only."""
         freeze(model.backbone)
         return model
+
+    def trainable_formula(self, model: nn.Module) -> int:
+        """How many parameters `prepare(model)` leaves trainable, counted from the model's structure
+        (the common test suite checks it against what actually trains). Default: the head only."""
+        if type(self).prepare is not Strategy.prepare:
+            raise NotImplementedError(f"{self.name}: declare trainable_formula(model) for the common tests")
+        return n_params(model.head)
 
     def param_groups(self, model: nn.Module, cfg: TrainConfig) -> list[dict]:
         return decay_groups(model.named_parameters(), cfg.lr, cfg.weight_decay)
@@ -115,6 +124,12 @@ def _convert(raw: str, default: Any, where: str) -> Any:
     except ValueError:
         raise TunebenchError(f"--opt {where}={raw}: expected a {type(default).__name__}") from None
     return raw
+
+
+def n_params(*modules: nn.Module) -> int:
+    """Parameters of the modules, each tensor counted once."""
+    seen = {id(p): p.numel() for m in modules for p in m.parameters()}
+    return sum(seen.values())
 
 
 def freeze(module: nn.Module) -> None:

@@ -1,6 +1,6 @@
 from dataclasses import dataclass
 
-from .base import STRATEGIES, Hints, Strategy, freeze
+from .base import STRATEGIES, Hints, Strategy, freeze, n_params
 
 
 @STRATEGIES.register("bitfit")
@@ -27,3 +27,7 @@ class BitFit(Strategy):
             if name.endswith(".bias"):
                 p.requires_grad_(True)
         return model
+
+    def trainable_formula(self, model) -> int:
+        biases = sum(p.numel() for name, p in model.backbone.named_parameters() if name.endswith(".bias"))
+        return biases + n_params(model.head)

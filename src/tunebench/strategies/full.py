@@ -1,6 +1,6 @@
 from dataclasses import dataclass
 
-from .base import STRATEGIES, Hints, Strategy, unfreeze
+from .base import STRATEGIES, Hints, Strategy, n_params, unfreeze
 from .export import WholeModelExport
 
 
@@ -28,3 +28,6 @@ class Full(WholeModelExport, Strategy):
     def prepare(self, model):
         unfreeze(model)
         return model
+
+    def trainable_formula(self, model) -> int:
+        return n_params(model)

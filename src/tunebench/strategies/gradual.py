@@ -1,7 +1,7 @@
 from dataclasses import dataclass
 
 from ..backbones import embeddings_module, encoder_layers
-from .base import STRATEGIES, Hints, Strategy, freeze, unfreeze
+from .base import STRATEGIES, Hints, Strategy, freeze, n_params, unfreeze
 from .export import WholeModelExport
 
 
@@ -22,6 +22,9 @@ class Gradual(WholeModelExport, Strategy):
     def prepare(self, model):
         freeze(model.backbone)
         return model
+
+    def trainable_formula(self, model) -> int:
+        return n_params(model.head)  # before the first epoch
 
     def on_epoch_start(self, model, epoch, cfg):
         if epoch == 0:

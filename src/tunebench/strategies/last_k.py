@@ -2,7 +2,7 @@ from dataclasses import dataclass
 
 from ..backbones import encoder_layers
 from ..errors import TunebenchError
-from .base import STRATEGIES, Hints, Strategy, freeze, unfreeze
+from .base import STRATEGIES, Hints, Strategy, freeze, n_params, unfreeze
 
 
 @STRATEGIES.register("last-k")
@@ -23,6 +23,7 @@ class LastK(Strategy):
             "device=cpu:cached": 0.5,
         },
     )
+    tiny_options = {"k": "1"}
     k: int = 2
 
     def prepare(self, model):
@@ -35,3 +36,6 @@ class LastK(Strategy):
         for layer in layers[-self.k :]:
             unfreeze(layer)
         return model
+
+    def trainable_formula(self, model) -> int:
+        return n_params(*encoder_layers(model.backbone)[-self.k :], model.head)

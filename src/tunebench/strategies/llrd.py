@@ -3,7 +3,7 @@ from dataclasses import dataclass
 from ..backbones import embeddings_module, encoder_layers
 from ..errors import TunebenchError
 from ..training.optim import decay_groups
-from .base import STRATEGIES, Hints, Strategy, unfreeze
+from .base import STRATEGIES, Hints, Strategy, n_params, unfreeze
 from .export import WholeModelExport
 
 
@@ -37,6 +37,9 @@ class LLRD(WholeModelExport, Strategy):
             )
         unfreeze(model)
         return model
+
+    def trainable_formula(self, model) -> int:
+        return n_params(model)
 
     def param_groups(self, model, cfg):
         layers = list(encoder_layers(model.backbone))

@@ -1,9 +1,10 @@
 from dataclasses import dataclass
 
 from peft import LoraConfig, get_peft_model
+from torch import nn
 
 from ..errors import TunebenchError
-from .base import STRATEGIES, Hints, Strategy
+from .base import STRATEGIES, Hints, Strategy, n_params
 from .export import PeftExport
 
 
@@ -50,6 +51,27 @@ class LoRA(PeftExport, Strategy):
             lora_dropout=self.dropout,
             target_modules=targets,
         )
+
+    def trainable_formula(self, model) -> int:
+        """r x (inputs + outputs) per wrapped layer (A: in -> r, B: r -> out; convolutions: A has the
+        kernel), + head. Wrapped: the backbone's own LoRA targets, else every linear layer, or the
+        modules named in `targets`."""
+        own = getattr(model.backbone, "lora_target_modules", None)
+        modules = dict(model.backbone.named_modules())
+        if self.targets in ("all-linear", "auto"):
+            names = own() if callable(own) else [n for n, m in modules.items() if isinstance(m, nn.Linear)]
+        else:
+            wanted = {t.strip() for t in self.targets.split(",")}
+            names = [n for n in modules if n.rsplit(".", 1)[-1] in wanted]
+        total = n_params(model.head)
+        for name in names:
+            m = modules[name]
+            if isinstance(m, nn.Conv2d):
+                kh, kw = m.kernel_size
+                total += self.r * m.in_channels * kh * kw + m.out_channels * self.r
+            else:
+                total += self.r * (m.in_features + m.out_features)
+        return total
 
     def prepare(self, model):
         own = getattr(model.backbone, "lora_target_modules", None)

@@ -2,7 +2,7 @@ from dataclasses import dataclass
 
 from peft import PrefixTuningConfig, TaskType, get_peft_model
 
-from .base import STRATEGIES, Strategy
+from .base import STRATEGIES, Strategy, n_params
 from .export import PeftExport
 
 
@@ -17,6 +17,7 @@ class Prefix(PeftExport, Strategy):
         "attention": "prefix tuning prepends trainable key/value vectors to the attention layers over a "
         "token sequence; this backbone has no attention and no token sequence"
     }
+    tiny_options = {"virtual_tokens": "5"}
     virtual_tokens: int = 20
 
     def peft_config(self):
@@ -27,3 +28,9 @@ class Prefix(PeftExport, Strategy):
     def prepare(self, model):
         model.backbone = get_peft_model(model.backbone, self.peft_config())
         return model
+
+    def trainable_formula(self, model) -> int:
+        """A key and a value vector of the model's width per virtual token, in every layer (no
+        reparameterisation MLP), + head."""
+        cfg = model.backbone.config
+        return cfg.num_hidden_layers * 2 * cfg.hidden_size * self.virtual_tokens + n_params(model.head)

@@ -1,6 +1,6 @@
 from dataclasses import dataclass
 
-from .base import STRATEGIES, Strategy, unfreeze
+from .base import STRATEGIES, Strategy, n_params, unfreeze
 from .export import WholeModelExport
 
 
@@ -17,3 +17,6 @@ class Scratch(WholeModelExport, Strategy):
     def prepare(self, model):
         unfreeze(model)
         return model
+
+    def trainable_formula(self, model) -> int:
+        return n_params(model)

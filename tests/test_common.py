@@ -1,0 +1,220 @@
+"""The common suite (scikit-learn's check_estimator, timm's registry tests): every registered task x
+every strategy that applies to it, on the task's tiny fixture (`tasks/<name>/tiny.py`). A new strategy
+file or task folder is enrolled here with no edit; one that lacks what the suite needs (a tiny
+fixture, a trainable-parameter formula) fails loudly.
+
+Each case checks: the ladder run finishes with the task's metrics; export -> predict gives the run's
+own outputs; the same seed gives the same metrics; the trainable-parameter count is the strategy's
+declared formula; frozen weights stay bit-identical while trainable ones move and the loss falls; bad
+--opt values are refused with one line."""
+
+from __future__ import annotations
+
+import importlib
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.numpy import load_file
+
+import tunebench
+from tunebench.errors import TunebenchError
+from tunebench.model import TaskModel, count_parameters
+from tunebench.prediction import Predictor
+from tunebench.runner import RunInputs, build_model
+from tunebench.store import RunStore
+from tunebench.strategies import STRATEGIES
+from tunebench.tasks import TASKS, get_task
+from tunebench.training.config import TrainConfig
+from tunebench.training.loop import fit
+
+FIXTURES = Path(tempfile.mkdtemp(prefix="tunebench-common-"))
+
+
+def tiny_of(task_name: str):
+    """The task's tiny fixture, built once per test session under FIXTURES."""
+    if task_name not in _TINY:
+        package = TASKS.get(task_name).__module__.rsplit(".", 1)[0]
+        try:
+            factory = importlib.import_module(f"{package}.tiny").tiny
+        except ModuleNotFoundError:
+            pytest.fail(
+                f"task {task_name}: no fixture factory; add {package}/tiny.py with tiny(root) -> Tiny"
+            )
+        root = FIXTURES / task_name
+        root.mkdir(parents=True, exist_ok=True)
+        _TINY[task_name] = factory(root)
+    return _TINY[task_name]
+
+
+_TINY: dict = {}
+
+
+def applicable(task_name: str) -> list[str]:
+    task = get_task(task_name)
+    bundle = task.load(tiny_of(task_name).data)
+    return [n for n, cls in STRATEGIES.items() if task.applies(cls, bundle) is None]
+
+
+CASES = [(t, s) for t in TASKS.names() for s in applicable(t)]
+GRADIENT_CASES = [(t, s) for t, s in CASES if STRATEGIES.get(s).kind == "gradient"]
+
+
+def options_for(task_name: str, names) -> dict[str, dict[str, str]]:
+    extra = tiny_of(task_name).options
+    return {n: {**STRATEGIES.get(n).tiny_options, **extra.get(n, {})} for n in names}
+
+
+def run_ladder(task_name: str, out: Path) -> list[dict]:
+    tiny, names = tiny_of(task_name), applicable(task_name)
+    return tunebench.compare(
+        tiny.data,
+        model=tiny.model,
+        task=task_name,
+        strategies=names,
+        out=out,
+        train=tiny.train,
+        options=options_for(task_name, names),
+        max_length=tiny.max_length,
+        show=False,
+    )
+
+
+_LADDERS: dict = {}
+
+
+def ladder(task_name: str) -> tuple[Path, dict[str, dict]]:
+    """(output folder, strategy -> run record) of the task's whole ladder, run once per session."""
+    if task_name not in _LADDERS:
+        out = FIXTURES / f"{task_name}-ladder"
+        run_ladder(task_name, out)
+        _LADDERS[task_name] = (out, {r["strategy"]: r for r in RunStore(out).all()})
+    return _LADDERS[task_name]
+
+
+def case_id(case) -> str:
+    return f"{case[0]}:{case[1]}"
+
+
+@pytest.mark.parametrize("case", CASES, ids=case_id)
+def test_run_finishes_with_the_tasks_metrics(case):
+    task_name, name = case
+    out, records = ladder(task_name)
+    record = records[name]
+    assert record["status"] == "ok", record.get("traceback", record["status"])
+    metric = get_task(task_name).primary_metric
+    for split in ("dev", "test"):
+        assert isinstance(record[f"{split}_metrics"][metric], float)
+    assert (out / "runs" / record["key"] / "manifest.json").is_file()
+    assert record["trainable_params"] > 0 and record["artifact_bytes"] > 0
+
+
+@pytest.mark.parametrize("case", CASES, ids=case_id)
+def test_export_predicts_what_the_run_measured(case):
+    """The export's outputs on the test split score exactly the run's test metrics, and equal the run's
+    own outputs (to float16 rounding where head-only trained on cached token states; those outputs come
+    per kept word there and per sub-token from the export, decoded to the same tags)."""
+    task_name, name = case
+    out, records = ladder(task_name)
+    run_dir = out / "runs" / records[name]["key"]
+    task = get_task(task_name)
+    bundle = task.load(tiny_of(task_name).data)
+    predictor = Predictor(run_dir)
+    outputs, enc, per_example = predictor.outputs(bundle.test)
+    if per_example:
+        enc = replace(enc, groups=None)
+    assert task.score(outputs, enc, bundle.test, bundle.label_names) == records[name]["test_metrics"]
+    if isinstance(outputs, list):  # per-row outputs of different lengths: stored end to end
+        outputs = np.concatenate(outputs)
+    saved = load_file(str(run_dir / "predictions.safetensors"))["test"]
+    cached_states = STRATEGIES.get(name).uses_cached_features and task.token_level
+    if outputs.shape == saved.shape:
+        np.testing.assert_allclose(outputs, saved, rtol=0, atol=2e-3 if cached_states else 1e-5)
+    else:
+        assert cached_states, (
+            f"{name}: the export's outputs have shape {outputs.shape}, the run's {saved.shape}"
+        )
+    if STRATEGIES.get(name).kind == "features":  # what the run reported is what the export holds
+        assert predictor.estimator.n_trainable_ == records[name]["trainable_params"]
+
+
+@pytest.mark.parametrize("task_name", TASKS.names())
+def test_same_seed_same_metrics(task_name, tmp_path):
+    _, first = ladder(task_name)
+    run_ladder(task_name, tmp_path)
+    again = {r["strategy"]: r for r in RunStore(tmp_path).all()}
+    for name, record in first.items():
+        assert again[name]["dev_metrics"] == record["dev_metrics"], name
+        assert again[name]["test_metrics"] == record["test_metrics"], name
+
+
+def tiny_model(task_name: str, name: str):
+    """(strategy, inputs, prepared model, formula) for one gradient case."""
+    tiny, task = tiny_of(task_name), get_task(task_name)
+    strategy = STRATEGIES.get(name).from_options(options_for(task_name, [name])[name])
+    backbone = task.load_backbone(tiny.model)
+    limit = min(tiny.max_length or backbone.max_length, backbone.max_length)
+    inputs = RunInputs(task, backbone, task.load(tiny.data), None, limit)
+    cfg = TrainConfig().replace(**task.train_defaults(name, strategy.train_defaults))
+    torch.manual_seed(0)
+    head = task.build_head(backbone.hidden_size, task.num_outputs(inputs.bundle), backbone.pooling, 0.0)
+    module = backbone.random_model(0) if strategy.from_scratch else backbone.fresh_model()
+    formula = strategy.trainable_formula(TaskModel(module, head))
+    return strategy, inputs, cfg, build_model(inputs, strategy, cfg.replace(dropout=0.0), 0), formula
+
+
+@pytest.mark.parametrize("case", GRADIENT_CASES, ids=case_id)
+def test_trainable_parameters_are_the_declared_formula(case):
+    _, _, _, model, formula = tiny_model(*case)
+    trainable, total = count_parameters(model)
+    assert trainable == formula
+    assert 0 < trainable <= total
+
+
+@pytest.mark.parametrize("case", GRADIENT_CASES, ids=case_id)
+def test_frozen_weights_stay_trained_ones_move_and_loss_falls(case):
+    task_name, name = case
+    strategy, inputs, cfg, model, _ = tiny_model(task_name, name)
+    frozen = {n: p.detach().clone() for n, p in model.named_parameters() if not p.requires_grad}
+    trained = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+    # Few steps on a tiny random model: 10x each strategy's rate (at most 1e-2) shows the trend.
+    steps = tiny_of(task_name).fit
+    cfg = cfg.replace(
+        **steps, patience=steps["epochs"], lr=min(10 * cfg.lr, 1e-2), dropout=0.0, warmup_ratio=0.0
+    )
+    data = {s: inputs.task.batches(inputs.enc[s], inputs.backbone) for s in ("train", "dev")}
+    result = fit(
+        model,
+        strategy.param_groups(model, cfg),
+        data["train"],
+        data["dev"],
+        inputs.task,
+        lambda outputs: inputs.score("dev", outputs),
+        cfg,
+        0,
+        strategy.epoch_hook(cfg),
+        description=name,
+    )
+    after = dict(model.named_parameters())
+    if strategy.epoch_hook(cfg) is None:  # gradual unfreezes more each epoch: nothing stays frozen
+        changed = [n for n, before in frozen.items() if not torch.equal(after[n], before)]
+        assert changed == [], f"{name}: frozen weights changed"
+    assert any(not torch.equal(after[n], before) for n, before in trained.items()), f"{name}: nothing moved"
+    losses = [h["train_loss"] for h in result.history]
+    assert min(losses[-2:]) < losses[0] * 0.95, f"{name} on {task_name}: train loss {losses}"
+
+
+@pytest.mark.parametrize("name", STRATEGIES.names())
+def test_bad_options_are_refused_with_one_line(name):
+    cls = STRATEGIES.get(name)
+    with pytest.raises(TunebenchError, match=f"--opt {name}.no_such_option: unknown option") as err:
+        cls.from_options({"no_such_option": "1"})
+    assert "\n" not in str(err.value)
+    for field, value in cls().settings().items():
+        if isinstance(value, (bool, int, float)):
+            with pytest.raises(TunebenchError, match=f"--opt {name}.{field}=not-a-number") as err:
+                cls.from_options({field: "not-a-number"})
+            assert "\n" not in str(err.value)
