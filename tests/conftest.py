@@ -1,82 +1,26 @@
-"""Shared fixtures: a tiny random BERT with an offline word-level tokenizer, and learnable data."""
+"""Shared fixtures: the tiny random BERT with an offline word-level tokenizer and learnable data
+(tunebench.testing), and every task's tiny fixture and ladder (each task package's tiny.py)."""
 
 from __future__ import annotations
 
-import csv
+import importlib
 import os
-import random
+import tempfile
 from pathlib import Path
 
 import pytest
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before transformers / huggingface_hub are imported
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-POSITIVE = ["good", "great", "fine", "nice", "superb", "lovely"]
-NEGATIVE = ["bad", "awful", "poor", "worse", "dull", "ugly"]
-FILLER = [
-    "the",
-    "a",
-    "movie",
-    "film",
-    "plot",
-    "was",
-    "is",
-    "actor",
-    "scene",
-    "very",
-    "quite",
-    "and",
-    "story",
-    "it",
-]
+import tunebench  # noqa: E402
+from tunebench.store import RunStore  # noqa: E402
+from tunebench.strategies import STRATEGIES  # noqa: E402
+from tunebench.tasks import TASKS, get_task  # noqa: E402
+from tunebench.testing import FILLER, NEGATIVE, POSITIVE, make_rows, write_tsv  # noqa: E402, F401
+from tunebench.testing import make_tiny_bert as make_tiny_model  # noqa: E402
+
 SHARED_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
-
-
-def make_tiny_model(path: Path, hidden: int = 32, layers: int = 2) -> Path:
-    """Save a 2-layer, 32-wide random BERT and a word-level tokenizer under `path`."""
-    import torch
-    from transformers import BertConfig, BertModel, BertTokenizerFast
-
-    path.mkdir(parents=True, exist_ok=True)
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *POSITIVE, *NEGATIVE, *FILLER]
-    (path / "vocab.txt").write_text("\n".join(vocab) + "\n")
-    tok = BertTokenizerFast(
-        vocab={w: i for i, w in enumerate(vocab)}, do_lower_case=True, model_max_length=64
-    )
-    tok.save_pretrained(path)
-    cfg = BertConfig(
-        vocab_size=len(vocab),
-        hidden_size=hidden,
-        num_hidden_layers=layers,
-        num_attention_heads=4,
-        intermediate_size=2 * hidden,
-        max_position_embeddings=64,
-        initializer_range=0.2,  # larger than BERT's 0.02 so a random tiny model has usable features
-    )
-    torch.manual_seed(0)
-    BertModel(cfg, add_pooling_layer=False).save_pretrained(path)
-    return path
-
-
-def make_rows(n: int, seed: int) -> list[tuple[str, str]]:
-    rng = random.Random(seed)
-    rows = []
-    for i in range(n):
-        label = i % 2
-        words = rng.choices(FILLER, k=rng.randint(2, 6))
-        for _ in range(rng.randint(2, 3)):
-            words.insert(rng.randrange(len(words) + 1), rng.choice(POSITIVE if label else NEGATIVE))
-        rows.append((" ".join(words), "pos" if label else "neg"))
-    return rows
-
-
-def write_tsv(path: Path, rows) -> Path:
-    with open(path, "w", newline="") as f:
-        w = csv.writer(f, delimiter="\t", quoting=csv.QUOTE_NONE, escapechar="\\")
-        w.writerow(["sentence", "label"])
-        w.writerows(rows)
-    return path
 
 
 @pytest.fixture(scope="session")
@@ -99,3 +43,67 @@ def shared_data() -> Path:
     if not (SHARED_DIR / "sst2").is_dir():
         pytest.skip("../shared/data is not present")
     return SHARED_DIR
+
+
+# -- every task's tiny fixture and ladder (tests/test_common.py and the task tests share them) ----------
+
+FIXTURES = Path(tempfile.mkdtemp(prefix="tunebench-common-"))
+
+
+def tiny_of(task_name: str):
+    """The task's tiny fixture, built once per test session under FIXTURES."""
+    if task_name not in _TINY:
+        package = TASKS.get(task_name).__module__.rsplit(".", 1)[0]
+        try:
+            factory = importlib.import_module(f"{package}.tiny").tiny
+        except ModuleNotFoundError:
+            pytest.fail(
+                f"task {task_name}: no fixture factory; add {package}/tiny.py with tiny(root) -> Tiny"
+            )
+        root = FIXTURES / task_name
+        root.mkdir(parents=True, exist_ok=True)
+        _TINY[task_name] = factory(root)
+    return _TINY[task_name]
+
+
+_TINY: dict = {}
+
+
+def applicable(task_name: str) -> list[str]:
+    task = get_task(task_name)
+    bundle = task.load(tiny_of(task_name).data)
+    return [n for n, cls in STRATEGIES.items() if task.applies(cls, bundle) is None]
+
+
+def options_for(task_name: str, names) -> dict[str, dict[str, str]]:
+    extra = tiny_of(task_name).options
+    return {n: {**STRATEGIES.get(n).tiny_options, **extra.get(n, {})} for n in names}
+
+
+def run_ladder(task_name: str, out: Path) -> list[dict]:
+    tiny, names = tiny_of(task_name), applicable(task_name)
+    return tunebench.compare(
+        tiny.data,
+        model=tiny.model,
+        task=task_name,
+        strategies=names,
+        out=out,
+        train=tiny.train,
+        options=options_for(task_name, names),
+        max_length=tiny.max_length,
+        show=False,
+    )
+
+
+_LADDERS: dict = {}
+
+
+def ladder(task_name: str) -> tuple[Path, dict[str, dict], list[dict]]:
+    """(output folder, strategy -> run record, leaderboard rows) of the task's ladder on its tiny
+    fixture (every strategy that applies), run once per test session and shared by the common suite
+    and the task's own tests."""
+    if task_name not in _LADDERS:
+        out = FIXTURES / f"{task_name}-ladder"
+        rows = run_ladder(task_name, out)
+        _LADDERS[task_name] = (out, {r["strategy"]: r for r in RunStore(out).all()}, rows)
+    return _LADDERS[task_name]

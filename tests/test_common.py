@@ -10,17 +10,14 @@ declared formula; frozen weights stay bit-identical while trainable ones move an
 
 from __future__ import annotations
 
-import importlib
-import tempfile
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from conftest import applicable, ladder, options_for, run_ladder, tiny_of
 from safetensors.numpy import load_file
 
-import tunebench
 from tunebench.errors import TunebenchError
 from tunebench.model import TaskModel, count_parameters
 from tunebench.prediction import Predictor
@@ -31,68 +28,8 @@ from tunebench.tasks import TASKS, get_task
 from tunebench.training.config import TrainConfig
 from tunebench.training.loop import fit
 
-FIXTURES = Path(tempfile.mkdtemp(prefix="tunebench-common-"))
-
-
-def tiny_of(task_name: str):
-    """The task's tiny fixture, built once per test session under FIXTURES."""
-    if task_name not in _TINY:
-        package = TASKS.get(task_name).__module__.rsplit(".", 1)[0]
-        try:
-            factory = importlib.import_module(f"{package}.tiny").tiny
-        except ModuleNotFoundError:
-            pytest.fail(
-                f"task {task_name}: no fixture factory; add {package}/tiny.py with tiny(root) -> Tiny"
-            )
-        root = FIXTURES / task_name
-        root.mkdir(parents=True, exist_ok=True)
-        _TINY[task_name] = factory(root)
-    return _TINY[task_name]
-
-
-_TINY: dict = {}
-
-
-def applicable(task_name: str) -> list[str]:
-    task = get_task(task_name)
-    bundle = task.load(tiny_of(task_name).data)
-    return [n for n, cls in STRATEGIES.items() if task.applies(cls, bundle) is None]
-
-
 CASES = [(t, s) for t in TASKS.names() for s in applicable(t)]
 GRADIENT_CASES = [(t, s) for t, s in CASES if STRATEGIES.get(s).kind == "gradient"]
-
-
-def options_for(task_name: str, names) -> dict[str, dict[str, str]]:
-    extra = tiny_of(task_name).options
-    return {n: {**STRATEGIES.get(n).tiny_options, **extra.get(n, {})} for n in names}
-
-
-def run_ladder(task_name: str, out: Path) -> list[dict]:
-    tiny, names = tiny_of(task_name), applicable(task_name)
-    return tunebench.compare(
-        tiny.data,
-        model=tiny.model,
-        task=task_name,
-        strategies=names,
-        out=out,
-        train=tiny.train,
-        options=options_for(task_name, names),
-        max_length=tiny.max_length,
-        show=False,
-    )
-
-
-_LADDERS: dict = {}
-
-
-def ladder(task_name: str) -> tuple[Path, dict[str, dict]]:
-    """(output folder, strategy -> run record) of the task's whole ladder, run once per session."""
-    if task_name not in _LADDERS:
-        out = FIXTURES / f"{task_name}-ladder"
-        run_ladder(task_name, out)
-        _LADDERS[task_name] = (out, {r["strategy"]: r for r in RunStore(out).all()})
-    return _LADDERS[task_name]
 
 
 def case_id(case) -> str:
@@ -102,14 +39,18 @@ def case_id(case) -> str:
 @pytest.mark.parametrize("case", CASES, ids=case_id)
 def test_run_finishes_with_the_tasks_metrics(case):
     task_name, name = case
-    out, records = ladder(task_name)
+    out, records, _ = ladder(task_name)
     record = records[name]
     assert record["status"] == "ok", record.get("traceback", record["status"])
     metric = get_task(task_name).primary_metric
     for split in ("dev", "test"):
         assert isinstance(record[f"{split}_metrics"][metric], float)
     assert (out / "runs" / record["key"] / "manifest.json").is_file()
-    assert record["trainable_params"] > 0 and record["artifact_bytes"] > 0
+    assert set(record["times"]) == {"extraction", "training", "evaluation"}
+    assert record["peak_memory_mb"] > 0 and record["artifact_bytes"] > 0
+    assert 0 < record["trainable_params"] <= record["total_params"] and record["versions"]["torch"]
+    for name in ("leaderboard.csv", "leaderboard.md", "results.json"):
+        assert (out / name).is_file()
 
 
 @pytest.mark.parametrize("case", CASES, ids=case_id)
@@ -118,7 +59,7 @@ def test_export_predicts_what_the_run_measured(case):
     own outputs (to float16 rounding where head-only trained on cached token states; those outputs come
     per kept word there and per sub-token from the export, decoded to the same tags)."""
     task_name, name = case
-    out, records = ladder(task_name)
+    out, records, _ = ladder(task_name)
     run_dir = out / "runs" / records[name]["key"]
     task = get_task(task_name)
     bundle = task.load(tiny_of(task_name).data)
@@ -143,12 +84,13 @@ def test_export_predicts_what_the_run_measured(case):
 
 @pytest.mark.parametrize("task_name", TASKS.names())
 def test_same_seed_same_metrics(task_name, tmp_path):
-    _, first = ladder(task_name)
+    _, first, _ = ladder(task_name)
     run_ladder(task_name, tmp_path)
     again = {r["strategy"]: r for r in RunStore(tmp_path).all()}
     for name, record in first.items():
         assert again[name]["dev_metrics"] == record["dev_metrics"], name
         assert again[name]["test_metrics"] == record["test_metrics"], name
+        assert again[name].get("history") == record.get("history"), name
 
 
 def tiny_model(task_name: str, name: str):

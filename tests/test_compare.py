@@ -2,97 +2,39 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
-from safetensors.numpy import load_file
+from conftest import ladder, run_ladder
 
 import tunebench
 from tunebench import comparison as runner  # compare calls runner.run_one through its own name
 from tunebench.cli import main
 from tunebench.data import DataConfig, load_text_classification
-from tunebench.data.text import read_texts
-from tunebench.prediction import Predictor
 from tunebench.store import RunStore
 from tunebench.strategies import STRATEGIES
-from tunebench.tasks import get_task
 
 # every registered strategy that runs on single-text classification (pair-only ones: test_pairs.py)
-ALL = [n for n in STRATEGIES.names() if get_task("text-classification").applies(STRATEGIES.get(n)) is None]
 FAST = {"epochs": 2, "batch_size": 16}
-OPTIONS = {"adapters": {"bottleneck": "4"}, "prefix": {"virtual_tokens": "5"}, "last-k": {"k": "1"}}
 
 
 def data_config(tiny_data) -> DataConfig:
     return DataConfig(data=tiny_data["train"], dev=tiny_data["dev"], test=tiny_data["test"])
 
 
-@pytest.fixture(scope="module")
-def ladder(tiny_model, tiny_data, tmp_path_factory):
-    out = tmp_path_factory.mktemp("ladder")
-    rows = tunebench.compare(
-        data_config(tiny_data),
-        model=tiny_model,
-        strategies=ALL,
-        out=out,
-        train=FAST,
-        options=OPTIONS,
-        show=False,
-    )
-    return out, rows
-
-
-def test_every_strategy_finishes_and_is_recorded(ladder):
-    out, rows = ladder
-    assert sorted(r["strategy"] for r in rows) == sorted(ALL)
-    assert all(r["status"] == "ok" for r in rows), [r["status"] for r in rows]
-    records = RunStore(out).all()
-    assert len(records) == len(ALL)
-    for rec in records:
-        assert set(rec["times"]) == {"extraction", "training", "evaluation"}
-        assert rec["peak_memory_mb"] > 0 and rec["artifact_bytes"] > 0
-        assert 0 < rec["trainable_params"] <= rec["total_params"]
-        assert {"accuracy", "macro_f1", "per_class_f1"} <= set(rec["dev_metrics"])
-        assert "test_metrics" in rec and rec["versions"]["torch"]
-    for name in ("leaderboard.csv", "leaderboard.md", "results.json"):
-        assert (out / name).is_file()
-    assert json.loads((out / "results.json").read_text())["metric"] == "accuracy"
-
-
-def test_leaderboard_is_sorted_by_dev_metric(ladder):
-    _, rows = ladder
+def test_leaderboard_is_sorted_by_dev_metric():
+    _, _, rows = ladder("text-classification")
     devs = [r["dev_mean"] for r in rows]
     assert devs == sorted(devs, reverse=True)
 
 
-@pytest.mark.parametrize("name", ALL)
-def test_export_predict_round_trip_is_identical(ladder, tiny_data, name):
-    out, rows = ladder
-    key = next(r["best_key"] for r in rows if r["strategy"] == name)
-    run_dir = out / "runs" / key
-    stored = load_file(str(run_dir / "predictions.safetensors"))["dev"]
-    texts = read_texts(tiny_data["dev"], None, None)
-    logits = Predictor(run_dir).predict_logits(texts)
-    np.testing.assert_array_equal(logits, stored)
-
-
-def test_resume_skips_finished_runs(ladder, tiny_model, tiny_data, monkeypatch):
-    out, rows = ladder
+def test_resume_skips_finished_runs(monkeypatch):
+    out, _, rows = ladder("text-classification")
 
     def boom(*a, **k):
         raise AssertionError("a finished run was repeated")
 
     monkeypatch.setattr(runner, "run_one", boom)
-    again = tunebench.compare(
-        data_config(tiny_data),
-        model=tiny_model,
-        strategies=ALL,
-        out=out,
-        train=FAST,
-        options=OPTIONS,
-        show=False,
-    )
+    again = run_ladder("text-classification", out)
     assert [r["dev_mean"] for r in again] == [r["dev_mean"] for r in rows]
 
 
@@ -123,23 +65,6 @@ def test_interrupted_compare_keeps_finished_runs_and_resumes(tiny_model, tiny_da
     )
     assert {r["strategy"] for r in rows} == {"features", "head"}
     assert len(RunStore(tmp_path).all()) == 2
-
-
-def test_same_seed_same_metrics(tiny_model, tiny_data, tmp_path):
-    runs = []
-    for sub in ("a", "b"):
-        tunebench.compare(
-            data_config(tiny_data),
-            model=tiny_model,
-            strategies=["full", "lora"],
-            out=tmp_path / sub,
-            train=FAST,
-            show=False,
-        )
-        runs.append({r["strategy"]: r for r in RunStore(tmp_path / sub).all()})
-    for name in ("full", "lora"):
-        assert runs[0][name]["dev_metrics"] == runs[1][name]["dev_metrics"]
-        assert runs[0][name]["history"] == runs[1][name]["history"]
 
 
 def test_seeds_aggregate_to_mean_and_std(tiny_model, tiny_data, tmp_path):

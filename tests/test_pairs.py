@@ -5,13 +5,9 @@ round-trip through export -> predict, and report Pearson/Spearman."""
 
 from __future__ import annotations
 
-import csv
-import random
-from types import SimpleNamespace
-
 import numpy as np
 import pytest
-from conftest import make_rows
+from conftest import ladder, tiny_of
 from safetensors.numpy import load_file
 
 import tunebench
@@ -21,7 +17,6 @@ from tunebench.data.text import Texts, read_texts
 from tunebench.errors import TunebenchError
 from tunebench.prediction import Predictor
 from tunebench.store import RunStore
-from tunebench.strategies import STRATEGIES
 from tunebench.tasks import get_task
 from tunebench.tasks.base import pool_groups
 from tunebench.tasks.text_regression import pearson, ranks, spearman
@@ -29,32 +24,9 @@ from tunebench.tasks.text_regression import pearson, ranks, spearman
 REGRESSION = get_task("text-regression")
 
 
-def write_pairs(path, n: int, seed: int):
-    """Pairs of tiny reviews; the score grows with the number of positive texts in the pair (0, 1, 2),
-    plus noise: additive in the two texts, so a linear model on [u, v, ...] can learn it."""
-    rng = random.Random(seed)
-    a, b = make_rows(n, seed), make_rows(n, seed + 100)
-    rng.shuffle(b)
-    with open(path, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["sentence1", "sentence2", "score"])
-        for (t1, l1), (t2, l2) in zip(a, b):
-            positives = (l1 == "pos") + (l2 == "pos")
-            w.writerow([t1, t2, f"{1.0 + 1.5 * positives + rng.uniform(-0.5, 0.5):.2f}"])
-    return str(path)
-
-
 @pytest.fixture(scope="module")
-def pair_data(tmp_path_factory):
-    root = tmp_path_factory.mktemp("pairs")
-    return DataConfig(
-        data=write_pairs(root / "train.csv", 96, 1),
-        dev=write_pairs(root / "dev.csv", 48, 2),
-        test=write_pairs(root / "test.csv", 48, 3),
-        text_col="sentence1",
-        text_pair_col="sentence2",
-        label_col="score",
-    )
+def pair_data():
+    return tiny_of("text-regression").data
 
 
 # -- metrics -------------------------------------------------------------------------------------
@@ -115,30 +87,16 @@ def test_a_named_dataset_of_another_task_says_which_task(shared_data):
 
 # -- strategies ----------------------------------------------------------------------------------
 
-WITH_PAIRS = SimpleNamespace(train=SimpleNamespace(text_pairs=["a text"]))
-PAIR_STRATEGIES = [n for n in STRATEGIES.names() if REGRESSION.applies(STRATEGIES.get(n), WITH_PAIRS) is None]
-
 
 @pytest.fixture(scope="module")
-def pair_ladder(tiny_model, pair_data, tmp_path_factory):
-    out = tmp_path_factory.mktemp("pair-ladder")
-    rows = tunebench.compare(
-        pair_data,
-        model=tiny_model,
-        strategies=["all"],
-        task="text-regression",
-        out=out,
-        train={"epochs": 2, "batch_size": 16},
-        options={"adapters": {"bottleneck": "4"}, "prefix": {"virtual_tokens": "5"}, "last-k": {"k": "1"}},
-        show=False,
-    )
+def pair_ladder():
+    out, _, rows = ladder("text-regression")
     return out, rows
 
 
-def test_every_pair_strategy_finishes_with_correlations(pair_ladder):
+def test_pair_ladder_includes_the_bi_encoders_and_reports_correlations(pair_ladder):
     out, rows = pair_ladder
     assert {"cosine", "bi-encoder"} <= {r["strategy"] for r in rows}
-    assert all(r["status"] == "ok" for r in rows), [(r["strategy"], r["status"]) for r in rows]
     assert rows[0]["metric"] == "spearman"
     for r in rows:
         assert -100 <= r["dev_mean"] <= 100
@@ -163,16 +121,6 @@ def test_cross_encoder_regression_loss_falls(pair_ladder):
     full = next(r for r in RunStore(out).all() if r["strategy"] == "full")
     losses = [h["train_loss"] for h in full["history"]]
     assert losses[-1] < losses[0], losses
-
-
-@pytest.mark.parametrize("name", PAIR_STRATEGIES)
-def test_pair_export_predict_round_trip(pair_ladder, pair_data, name):
-    out, rows = pair_ladder
-    key = next(r["best_key"] for r in rows if r["strategy"] == name)
-    stored = load_file(str(out / "runs" / key / "predictions.safetensors"))["dev"]
-    bundle = load_text_regression(pair_data)
-    out_ = Predictor(out / "runs" / key).predict_logits(Texts(bundle.dev.texts, bundle.dev.text_pairs))
-    np.testing.assert_allclose(out_, stored, rtol=1e-5, atol=1e-6)
 
 
 def test_bi_encoder_on_single_texts_says_it_needs_pairs(tiny_model, tiny_data, tmp_path):

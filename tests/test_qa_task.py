@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import json
 import math
-import random
 
 import numpy as np
 import pytest
 import torch
-from conftest import FILLER, NEGATIVE, POSITIVE
-from safetensors.numpy import load_file
+from conftest import ladder, tiny_of
 
 import tunebench
 from tunebench.backbones import load_backbone
@@ -19,58 +17,19 @@ from tunebench.cli import main
 from tunebench.comparison import default_task
 from tunebench.data import DataConfig
 from tunebench.errors import TunebenchError
-from tunebench.prediction import Predictor
 from tunebench.store import RunStore
 from tunebench.strategies import STRATEGIES
 from tunebench.tasks import get_task
 from tunebench.tasks.question_answering import MASKED, SpanHead
+from tunebench.tasks.question_answering.tiny import squad_articles, write_squad
 
 QA = get_task("question-answering")
 QA_STRATEGIES = [n for n in STRATEGIES.names() if QA.applies(STRATEGIES.get(n)) is None]
-QUESTIONS = {"the story was good": POSITIVE, "the story was bad": NEGATIVE}
-
-
-def squad_articles(n_articles: int, seed: int, paragraphs: int = 4) -> dict:
-    """SQuAD v1.1 JSON: contexts of 12-44 filler words with one positive and one negative word; the
-    question 'the story was good' asks for the positive word, '... bad' for the negative one."""
-    rng = random.Random(seed)
-    data = []
-    for a in range(n_articles):
-        paras = []
-        for p in range(paragraphs):
-            words = rng.choices(FILLER, k=rng.randint(12, 44))
-            for vocab in QUESTIONS.values():
-                words.insert(rng.randrange(len(words) + 1), rng.choice(vocab))
-            picks = {q: next(i for i, w in enumerate(words) if w in v) for q, v in QUESTIONS.items()}
-            context = " ".join(words)
-            qas = []
-            for k, (q, i) in enumerate(picks.items()):
-                start = len(" ".join(words[:i])) + (1 if i else 0)
-                qas.append(
-                    {
-                        "id": f"s{seed}a{a}p{p}q{k}",
-                        "question": q,
-                        "answers": [{"text": words[i], "answer_start": start}],
-                    }
-                )
-            paras.append({"context": context, "qas": qas})
-        data.append({"title": f"article {a}", "paragraphs": paras})
-    return {"version": "1.1", "data": data}
-
-
-def write_squad(path, obj) -> str:
-    path.write_text(json.dumps(obj))
-    return str(path)
 
 
 @pytest.fixture(scope="module")
-def qa_data(tmp_path_factory):
-    root = tmp_path_factory.mktemp("qa")
-    return DataConfig(
-        data=write_squad(root / "train.json", squad_articles(10, 1)),
-        dev=write_squad(root / "dev.json", squad_articles(3, 2)),
-        test=write_squad(root / "test.json", squad_articles(3, 3)),
-    )
+def qa_data():
+    return tiny_of("question-answering").data
 
 
 def test_windows_decode_to_the_answer(tiny_model, qa_data):
@@ -148,48 +107,20 @@ def test_dev_split_off_by_article_and_sizes(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def qa_ladder(tiny_model, qa_data, tmp_path_factory):
-    out = tmp_path_factory.mktemp("qa-ladder")
-    rows = tunebench.compare(
-        qa_data,
-        model=tiny_model,
-        strategies=["all"],
-        task="question-answering",
-        out=out,
-        train={"epochs": 2, "batch_size": 16},
-        options={"adapters": {"bottleneck": "4"}, "prefix": {"virtual_tokens": "5"}, "last-k": {"k": "1"}},
-        max_length=48,
-        show=False,
-    )
+def qa_ladder():
+    out, _, rows = ladder("question-answering")
     return out, rows
 
 
-def test_every_qa_strategy_finishes_with_squad_metrics(qa_ladder):
+def test_qa_records_squad_metrics_per_question(qa_ladder):
     out, rows = qa_ladder
     assert {"features", "head"} <= set(QA_STRATEGIES) and "cosine" not in QA_STRATEGIES
-    assert sorted(r["strategy"] for r in rows) == sorted(QA_STRATEGIES)
-    assert all(r["status"] == "ok" for r in rows), [(r["strategy"], r["status"]) for r in rows]
     for rec in RunStore(out).all():
         for split in ("dev", "test"):
             m = rec[f"{split}_metrics"]
             assert set(m) == {"f1", "exact_match"} and 0 <= m["exact_match"] <= m["f1"] <= 100
         assert rec["sizes"] == {"train": 80, "dev": 24, "test": 24}
         assert rec["rows"]["train"] > 80  # some questions have several windows
-
-
-@pytest.mark.parametrize("name", QA_STRATEGIES)
-def test_qa_export_predict_round_trip(qa_ladder, qa_data, name):
-    out, rows = qa_ladder
-    key = next(r["best_key"] for r in rows if r["strategy"] == name)
-    run_dir = out / "runs" / key
-    stored = load_file(str(run_dir / "predictions.safetensors"))
-    outputs, enc, per_example = Predictor(run_dir).outputs(QA.read_inputs(qa_data.dev))
-    assert not per_example and isinstance(outputs, list)
-    np.testing.assert_array_equal([len(o) for o in outputs], stored["dev.lengths"])
-    # features and head trained on token states cached as float16; the export runs the fp32 backbone
-    cached = name in ("features", "head")
-    tol = 2e-3 if cached else 1e-5
-    np.testing.assert_allclose(np.concatenate(outputs), stored["dev"], rtol=tol, atol=tol)
 
 
 def test_cli_predict_writes_answers(qa_ladder, qa_data, tmp_path):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 
 from ..cli_args import add_data_args, data_config
+from ..errors import TunebenchError
 
 
 def add_commands(sub) -> None:
@@ -58,8 +59,6 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
 
 def _model_kwargs(a) -> dict:
     if a.batch_size < 1:
-        from ..errors import TunebenchError
-
         raise TunebenchError(f"--batch-size {a.batch_size}: must be >= 1")
     return {
         "model": a.model,
@@ -74,13 +73,13 @@ def _model_kwargs(a) -> dict:
 
 
 def _cmd_probe(a) -> None:
-    from .probe import probe_layers
+    from .probe import probe_layers  # heavy: loads torch/transformers only when the command runs
 
     probe_layers(data_config(a), seed=a.data_seed, task=a.task, **_model_kwargs(a))
 
 
 def _cmd_gap(a) -> None:
-    from .gap import domain_gap
+    from .gap import domain_gap  # heavy: loads torch/transformers only when the command runs
 
     domain_gap(
         data_config(a),

@@ -20,13 +20,28 @@ from ..comparison import compare
 from ..data import DataConfig
 from ..data.named import default_task
 from ..errors import TunebenchError
-from ..strategies import STRATEGIES
+from ..strategies import STRATEGIES, default_ladder
 from ..tasks import get_task
-from .drift import DriftHook
+from .drift import DriftHook, changes_backbone
 
 log = logging.getLogger("tunebench")
-FROZEN = ("features", "head")  # strategies that leave the pre-trained backbone as it is
-DEFAULT_STRATEGIES = ("features", "head", "lora", "full")
+
+
+def ladder_order() -> list[str]:
+    """Every registered strategy: the default ladder's first, in its order, then the rest as registered."""
+    ladder = default_ladder()
+    return ladder + [name for name, _ in STRATEGIES.items() if name not in ladder]
+
+
+def default_strategies() -> list[str]:
+    """The curve's default set: the strategies that declare `curve` (frozen vs fine-tuned), ladder order."""
+    return [name for name in ladder_order() if STRATEGIES.get(name).curve]
+
+
+def frozen_strategies() -> list[str]:
+    """The strategies that leave the pre-trained backbone as it is (frozen features, head-only on cached
+    features), in ladder order: the first of them with results is the crossover's baseline."""
+    return [name for name in ladder_order() if not changes_backbone(STRATEGIES.get(name))]
 
 
 def learning_curve(
@@ -56,7 +71,7 @@ def learning_curve(
         raise TunebenchError("--seeds: give at least one seed")
     if compare_kwargs.pop("drift", False):
         compare_kwargs["hooks"] = (*compare_kwargs.get("hooks", ()), DriftHook())
-    names = list(strategies or DEFAULT_STRATEGIES)
+    names = list(strategies or default_strategies())
     if names == ["all"]:
         names = STRATEGIES.names()
     for n in names:
@@ -129,15 +144,17 @@ def crossover(points: list[dict], split: str = "dev", metric: str = "accuracy") 
     """The smallest size from which the best fine-tuning strategy beats frozen features at every
     larger size tried (a single lucky size does not count); `size` None when it never does.
 
-    The frozen baseline is `features`, else `head`; fine-tuning is every other strategy. Points are
-    {strategy, train_size, <split>_mean}; missing (failed) means are skipped."""
+    The frozen baseline is the first frozen strategy with results, in ladder order (`features`, else
+    `head`); fine-tuning is every other strategy. Points are {strategy, train_size, <split>_mean};
+    missing (failed) means are skipped."""
     key = f"{split}_mean"
     means: dict[str, dict[int, float]] = {}
     for p in points:
         if p.get(key) is not None:
             means.setdefault(p["strategy"], {})[p["train_size"]] = p[key]
-    frozen = next((s for s in FROZEN if s in means), None)
-    tuned = [s for s in means if s not in FROZEN]
+    frozen_names = frozen_strategies()
+    frozen = next((s for s in frozen_names if s in means), None)
+    tuned = [s for s in means if s not in frozen_names]
     base = {"split": split, "metric": metric, "frozen": frozen, "size": None, "margins": []}
     if frozen is None or not tuned:
         missing = "frozen baseline (features or head)" if frozen is None else "fine-tuning strategy"
@@ -175,6 +192,7 @@ def crossover(points: list[dict], split: str = "dev", metric: str = "accuracy") 
 
 
 def print_table(result: dict) -> None:
+    # optional: rich only for the terminal table (not loaded when show=False)
     from rich.console import Console
     from rich.table import Table
 
@@ -198,10 +216,12 @@ def print_table(result: dict) -> None:
 
 def plot_curve(result: dict, path: Path) -> Path:
     """Mean ± std over seeds per strategy against training-set size (log x), crossover marked."""
-    from matplotlib.figure import Figure  # no pyplot: no global state, no GUI backend
+    # optional: matplotlib only for the plot; no pyplot: no global state, no GUI backend
+    from matplotlib.figure import Figure
 
     cross = result["crossover"]
     split, metric = cross["split"], result["metric"]
+    frozen = frozen_strategies()
     fig = Figure(figsize=(6.4, 4.0), dpi=120)
     ax = fig.subplots()
     for name in result["strategies"]:
@@ -213,7 +233,7 @@ def plot_curve(result: dict, path: Path) -> Path:
             xs = [p["train_size"] for p in pts]
             ys = [p[f"{split}_mean"] for p in pts]
             err = [p[f"{split}_std"] or 0.0 for p in pts]
-            style = "--" if name in FROZEN else "-"
+            style = "--" if name in frozen else "-"
             ax.errorbar(xs, ys, yerr=err, fmt="o" + style, capsize=3, label=name)
     if cross["size"] is not None:
         ax.axvline(cross["size"], color="grey", linestyle=":", label=f"crossover ({cross['size']})")

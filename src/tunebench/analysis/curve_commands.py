@@ -7,6 +7,12 @@ stays fast.
 from __future__ import annotations
 
 from ..cli_args import add_data_args, add_ladder_args, data_config, ladder_kwargs
+from ..errors import TunebenchError
+
+# `--strategies`' default as the help shows it: `curve.default_strategies()` (the strategies that declare
+# `curve`, in ladder order), spelled out so that `--help` does not import the registry and torch with it;
+# tests/test_analysis_registry.py checks that the two agree.
+DEFAULT_HELP = "features head full lora"
 
 
 def add_commands(sub) -> None:
@@ -21,7 +27,7 @@ def add_commands(sub) -> None:
     c.add_argument(
         "--sizes", nargs="+", type=int, required=True, help="training-set sizes, e.g. 100 300 1000"
     )
-    add_ladder_args(c, "features head lora full")
+    add_ladder_args(c, DEFAULT_HELP)
     c.set_defaults(func=_cmd_curve)
 
     f = sub.add_parser(
@@ -42,8 +48,7 @@ def add_commands(sub) -> None:
 
 
 def _cmd_curve(a) -> None:
-    from ..errors import TunebenchError
-    from .curve import learning_curve
+    from .curve import learning_curve  # heavy: loads torch/transformers only when the command runs
 
     if a.train_size is not None:
         raise TunebenchError("curve: give the training-set sizes with --sizes, not --train-size")
@@ -57,7 +62,7 @@ def _cmd_curve(a) -> None:
 
 
 def _cmd_forgetting(a) -> None:
-    from .drift import forgetting
+    from .drift import forgetting  # heavy: loads torch/transformers only when the command runs
 
     result = forgetting(
         a.run,

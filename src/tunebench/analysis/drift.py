@@ -23,17 +23,21 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from scipy.stats import spearmanr  # a dependency of scikit-learn
 
-from ..backbones import pool
-from ..data import load_text_classification
+from ..artifacts import read_manifest
+from ..backbones import load_backbone, pool, quiet_libraries
+from ..data import DataConfig, NamedDataset, load_text_classification, locate
 from ..errors import TunebenchError
 from ..estimators import LinearProbe
 from ..extract import all_layer_pools
 from ..prediction import Predictor
 from ..progress import bar
+from ..strategies import STRATEGIES
 from ..tasks import get_task
 from ..training.batching import TokenBatches
 from ..training.loop import autocast, resolve_device
+from .frozen import DEFAULT_TASK
 
 log = logging.getLogger("tunebench")
 MAX_INPUTS = 500  # dev inputs per drift measurement: CKA is stable well below this (Kornblith et al.)
@@ -45,8 +49,9 @@ STSB_NAMES = ("stsb", "sts-b", "sts-benchmark")
 
 
 def changes_backbone(strategy) -> bool:
-    """False for strategies whose backbone stays the pre-trained one (features, head)."""
-    return strategy.kind != "features" and not strategy.uses_cached_features
+    """False for strategies whose backbone stays the pre-trained one: a frozen-feature fit (kind
+    "features", i.e. not the "gradient" training loop) or a head trained on cached features."""
+    return strategy.kind == "gradient" and not strategy.uses_cached_features
 
 
 def linear_cka(X: np.ndarray, Y: np.ndarray) -> float | None:
@@ -188,11 +193,6 @@ def forgetting(
     `probe_data`: a DataConfig or a dataset name / file (any text-classification data), or `stsb`.
     `difference_points` is fine-tuned minus original, in points (x100): negative means forgotten.
     With `out`, the result is added to `OUT/forgetting.json` (one entry per run and probe data)."""
-    from ..artifacts import read_manifest
-    from ..backbones import load_backbone, quiet_libraries
-    from ..data import DataConfig
-    from ..strategies import STRATEGIES
-
     quiet_libraries()
     run_dir = Path(run_dir)
     m = read_manifest(run_dir)
@@ -236,7 +236,7 @@ def forgetting(
 
 
 def _classification_probe(cfg, tokenizer, max_length: int, sides: dict, embed: dict, seed: int) -> dict:
-    task = get_task("text-classification")
+    task = get_task(DEFAULT_TASK)
     bundle = load_text_classification(cfg)
     splits = {s: getattr(bundle, s) for s in ("train", "dev", "test") if getattr(bundle, s) is not None}
     rows = {s: task.encode(tokenizer, split, max_length).rows for s, split in splits.items()}
@@ -281,10 +281,6 @@ def read_sts(path: Path) -> tuple[list[str], list[str], np.ndarray]:
 
 
 def _sts_probe(cfg, tokenizer, max_length: int, sides: dict, embed: dict) -> dict:
-    from scipy.stats import spearmanr
-
-    from ..data import NamedDataset, locate
-
     files = {"test": "stsb/sts-test.csv"}
     path = locate(NamedDataset("stsb", "sentence-similarity", files), cfg.data_dir)["test"]
     first, second, gold = read_sts(path)

@@ -3,6 +3,9 @@
 A large gap is the case for domain-adaptive pre-training or fine-tuning the whole model; a small one
 says frozen features and light strategies should transfer.
 
+This module loads the data (and the reference corpus), runs the analysis and writes gap.json; the
+measurements are in gap_metrics.py, the levels, verdict and table in gap_verdict.py.
+
 Signals, thresholds and why (small < first threshold <= medium < second threshold <= large)
 ------------------------------------------------------------------------------------------
 Tokenizer signals are measured on the target's train split. A "word" is a chunk between whitespace,
@@ -66,263 +69,62 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import time
-from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
+from ..data import DATASETS, DataConfig, TextSplit, dataset_names, get_dataset, load_table, locate
+from ..data.text import TEXT_COLUMNS
 from ..errors import TunebenchError
-
-log = logging.getLogger("tunebench")
-
-LEVELS = ("small", "medium", "large")
-# signal -> (medium from, large from, larger is worse)
-THRESHOLDS = {
-    "fertility": (1.3, 1.6, True),
-    "split_3plus": (0.05, 0.12, True),
-    "unk_rate": (0.005, 0.02, True),
-    "vocab_overlap_relative": (0.65, 0.4, False),
-    "mmd_excess": (0.03, 0.10, True),
-}
-MMD_NOISE_RATIO = 2.0  # below this ratio to the within-reference baseline the distance is noise
-TOP_K = 10_000
-
-STOPWORDS = frozenset(
-    """a about above after again against ain't all also am an and any are aren't as at be because been
-    before being below between both but by can can't cannot could couldn't did didn't do does doesn't
-    doing don't down during each even few for from further get got had hadn't has hasn't have haven't
-    having he he'd he'll he's her here here's hers herself him himself his how how's i i'd i'll i'm
-    i've if in into is isn't it it's its itself just let's like me more most much must mustn't my
-    myself n't no nor not now of off on once one only or other ought our ours ourselves out over own
-    really same shan't she she'd she'll she's should shouldn't so some such than that that's the
-    their theirs them themselves then there there's these they they'd they'll they're they've this
-    those through to too under until up upon us very was wasn't we we'd we'll we're we've were
-    weren't what what's when when's where where's which while who who's whom why why's will with
-    won't would wouldn't yet you you'd you'll you're you've your yours yourself yourselves br""".split()
+from ..extract import FrozenSource, select
+from .frozen import DEFAULT_TASK, fit_probe, frozen_features, load_inputs, majority_share
+from .gap_metrics import (
+    embedding_gap,
+    median_sigma2,
+    mmd2,
+    sentence_embeddings,
+    tokenizer_stats,
+    unigrams,
+    vocab_overlap,
+    vocabulary_gap,
+    word_spans,
+)
+from .gap_verdict import (
+    LEVELS,
+    MMD_NOISE_RATIO,
+    THRESHOLDS,
+    form_note,
+    level,
+    make_signal,
+    print_table,
+    verdict,
 )
 
-_CHUNK = re.compile(r"[^\s\-/\u2013\u2014]+")  # hyphens and slashes separate words too
-_EDGE_PUNCT = re.compile(r"^[\W_]*(.*?)[\W_]*$", re.S)
-_MARKUP = re.compile(r"<[^>]{0,40}>")  # <br />, <i>: IMDB-style markup is not vocabulary
-_UNIGRAM = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)*")
+# The names tests and callers import from `tunebench.analysis.gap`, wherever they are defined.
+__all__ = [
+    "LEVELS",
+    "MMD_NOISE_RATIO",
+    "THRESHOLDS",
+    "domain_gap",
+    "embedding_gap",
+    "level",
+    "load_reference",
+    "median_sigma2",
+    "mmd2",
+    "print_table",
+    "tokenizer_stats",
+    "unigrams",
+    "verdict",
+    "vocab_overlap",
+    "word_spans",
+]
 
-
-# ----------------------------------------------------------------------------- tokenizer
-
-
-def word_spans(text: str) -> list[tuple[int, int]]:
-    """Character spans of the words: chunks between whitespace, hyphens or slashes, without their
-    edge punctuation."""
-    spans = []
-    for m in _CHUNK.finditer(text):
-        inner = _EDGE_PUNCT.match(m.group())
-        if inner.group(1):
-            spans.append((m.start() + inner.start(1), m.start() + inner.end(1)))
-    return spans
-
-
-def tokenizer_stats(tokenizer, texts: list[str], max_length: int, pairs: list[str] | None = None) -> dict:
-    """Fertility, unknown-token rate, share of words in >= 3 pieces, share of inputs truncated."""
-    fast = getattr(tokenizer, "is_fast", False)
-    enc = tokenizer(
-        list(texts), add_special_tokens=False, truncation=False, return_offsets_mapping=fast, verbose=False
-    )
-    unk_id = tokenizer.unk_token_id
-    tokens = unk = words = pieces = split3 = 0
-    for i, (text, ids) in enumerate(zip(texts, enc["input_ids"])):
-        tokens += len(ids)
-        unk += sum(t == unk_id for t in ids) if unk_id is not None else 0
-        spans = word_spans(text)
-        if fast:  # pieces that are only punctuation (the ' of don't) are not vocabulary gaps
-            offsets = [(a, b) for a, b in enc["offset_mapping"][i] if _has_alnum(text[a:b])]
-            counts = _pieces_per_word(spans, offsets)
-        else:  # slow tokenizers have no offsets: tokenize each word on its own
-            counts = [sum(map(_has_alnum, tokenizer.tokenize(text[a:b]))) for a, b in spans]
-        words += len(counts)
-        pieces += sum(counts)
-        split3 += sum(c >= 3 for c in counts)
-    lengths = [len(ids) for ids in enc["input_ids"]]
-    if pairs is not None:
-        pair_ids = tokenizer(list(pairs), add_special_tokens=False, truncation=False, verbose=False)
-        lengths = [a + len(b) for a, b in zip(lengths, pair_ids["input_ids"])]
-    special = tokenizer.num_special_tokens_to_add(pair=pairs is not None)
-    return {
-        "texts": len(texts),
-        "words": words,
-        "tokens": tokens,
-        "fertility": pieces / max(words, 1),
-        "unk_rate": unk / max(tokens, 1),
-        "split_3plus": split3 / max(words, 1),
-        "truncated_share": sum(n + special > max_length for n in lengths) / max(len(lengths), 1),
-    }
-
-
-def _has_alnum(piece: str) -> bool:
-    return any(ch.isalnum() for ch in piece)
-
-
-def _pieces_per_word(spans: list[tuple[int, int]], offsets: list[tuple[int, int]]) -> list[int]:
-    """Tokens overlapping each word span; both lists are in text order (two pointers)."""
-    counts, j = [], 0
-    for start, end in spans:
-        while j < len(offsets) and offsets[j][1] <= start:
-            j += 1
-        k = j
-        while k < len(offsets) and offsets[k][0] < end:
-            k += 1
-        counts.append(k - j)
-    return counts
-
-
-# ----------------------------------------------------------------------------- vocabulary
-
-
-def unigrams(text: str) -> list[str]:
-    """Lower-cased word unigrams without markup, stopwords and one-letter tokens."""
-    text = _MARKUP.sub(" ", text.lower().replace("\u2019", "'"))
-    return [w for w in _UNIGRAM.findall(text) if len(w) > 1 and w not in STOPWORDS]
-
-
-def vocab_overlap(a: list[list[str]], b: list[list[str]], k: int = TOP_K) -> tuple[float, int]:
-    """(|top-k(a) & top-k(b)| / k, k), k capped by the smaller vocabulary; a, b: unigrams per text."""
-    ca, cb = Counter(w for doc in a for w in doc), Counter(w for doc in b for w in doc)
-    k = min(k, len(ca), len(cb))
-    if k == 0:
-        return 0.0, 0
-
-    def top(c: Counter) -> set[str]:
-        return {w for w, _ in sorted(c.items(), key=lambda kv: (-kv[1], kv[0]))[:k]}  # ties: by word
-
-    return len(top(ca) & top(cb)) / k, k
-
-
-def _take_words(docs: list[list[str]], budget: int, start: int = 0) -> tuple[list[list[str]], int]:
-    """Consecutive docs from `start` until they hold `budget` words; returns them and the next index."""
-    taken, n, i = [], 0, start
-    while i < len(docs) and n < budget:
-        taken.append(docs[i])
-        n += len(docs[i])
-        i += 1
-    return taken, i
-
-
-def vocabulary_gap(target: list[str], reference: list[str], rng: np.random.Generator) -> dict:
-    """Overlap target vs reference and its in-reference baseline, on equal numbers of words."""
-    t_docs = [unigrams(t) for t in (target[i] for i in rng.permutation(len(target)))]
-    budget = sum(map(len, t_docs))
-    r_docs, r_words = [], 0
-    for i in rng.permutation(len(reference)):  # only as much of a big reference as two budgets need
-        if r_words >= 2 * budget:
-            break
-        r_docs.append(unigrams(reference[i]))
-        r_words += len(r_docs[-1])
-    budget = min(budget, r_words // 2)
-    t_part, _ = _take_words(t_docs, budget)
-    r1, nxt = _take_words(r_docs, budget)
-    r2, _ = _take_words(r_docs, budget, nxt)
-    overlap, k = vocab_overlap(t_part, r1)
-    baseline, _ = vocab_overlap(r1, r2, k)
-    return {
-        "overlap": overlap,
-        "baseline": baseline,
-        "relative": overlap / baseline if baseline > 0 else 0.0,
-        "k": k,
-        "words_per_corpus": budget,
-    }
-
-
-# ----------------------------------------------------------------------------- embeddings
-
-
-def _sq_dists(Z: np.ndarray) -> np.ndarray:
-    sq = (Z * Z).sum(1)
-    return np.maximum(sq[:, None] + sq[None, :] - 2 * Z @ Z.T, 0.0)  # (N, N)
-
-
-def median_sigma2(Z: np.ndarray) -> float:
-    """Median heuristic: the squared median pairwise distance (off-diagonal pairs)."""
-    d2 = _sq_dists(Z.astype(np.float64))
-    return float(np.median(d2[np.triu_indices(len(Z), 1)])) or 1.0
-
-
-def mmd2(X: np.ndarray, Y: np.ndarray, sigma2: float) -> float:
-    """Biased MMD^2 (V-statistic) with k(x, y) = exp(-|x - y|^2 / (2 sigma2)); 0 for X == Y."""
-    n = len(X)
-    K = np.exp(-_sq_dists(np.concatenate([X, Y]).astype(np.float64)) / (2 * sigma2))
-    return float(K[:n, :n].mean() + K[n:, n:].mean() - 2 * K[:n, n:].mean())
-
-
-def sentence_embeddings(pools: np.ndarray) -> np.ndarray:
-    """(N, L+1, 2, H) cached pools -> (N, H) last-layer mean-pooled vectors scaled to unit length."""
-    from ..extract import select
-
-    X = select(pools, "mean", "last").astype(np.float64)
-    return X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12)
-
-
-def embedding_gap(target: np.ndarray, ref_a: np.ndarray, ref_b: np.ndarray) -> dict:
-    """MMD^2 target vs reference half A, and the baseline A vs B, under one median-heuristic kernel."""
-    sigma2 = median_sigma2(np.concatenate([target, ref_a, ref_b]))
-    dist, base = mmd2(target, ref_a, sigma2), mmd2(ref_a, ref_b, sigma2)
-    return {
-        "mmd2": dist,
-        "baseline": base,
-        "ratio": dist / base if base > 0 else float("inf"),
-        "excess": dist - base,
-        "sigma": sigma2**0.5,
-        "n": len(target),
-    }
-
-
-# ----------------------------------------------------------------------------- verdict
-
-
-def level(signal: str, value: float) -> str:
-    medium, large, worse_up = THRESHOLDS[signal]
-    if worse_up:
-        return LEVELS[(value >= medium) + (value >= large)]
-    return LEVELS[(value <= medium) + (value <= large)]
-
-
-def threshold_text(signal: str) -> str:
-    medium, large, worse_up = THRESHOLDS[signal]
-    pct = signal in ("split_3plus", "unk_rate")
-
-    def f(v: float) -> str:
-        return f"{v:.1%}" if pct else f"{v:g}"
-
-    if worse_up:
-        return f"< {f(medium)} · {f(medium)}-{f(large)} · ≥ {f(large)}"
-    return f"> {f(medium)} · {f(large)}-{f(medium)} · ≤ {f(large)}"
-
-
-def verdict(signals: list[dict]) -> tuple[str, list[str]]:
-    """The largest level among the signals, and the names of the signals at that level."""
-    worst = max((LEVELS.index(s["level"]) for s in signals), default=0)
-    return LEVELS[worst], [s["name"] for s in signals if LEVELS.index(s["level"]) == worst]
-
-
-def _signal(name: str, label: str, value: float, lvl: str | None = None, **extra) -> dict:
-    return {
-        "name": name,
-        "label": label,
-        "value": value,
-        "level": lvl or level(name, value),
-        "thresholds": threshold_text(name),
-        **extra,
-    }
-
-
-# ----------------------------------------------------------------------------- reference corpus
+log = logging.getLogger("tunebench")
 
 
 def load_reference(reference: str, data_dir: str | None, text_col: str | None) -> tuple[str, list[str]]:
     """(source, texts) of a named dataset's train file or of a table file; text column auto-detected."""
-    from ..data import DATASETS, dataset_names, get_dataset, load_table, locate
-    from ..data.text import TEXT_COLUMNS
-
     if reference in DATASETS and not os.path.isfile(reference):
         ds = get_dataset(reference)
         path = locate(ds, data_dir)["train"]
@@ -332,7 +134,7 @@ def load_reference(reference: str, data_dir: str | None, text_col: str | None) -
     else:
         raise TunebenchError(
             f"--reference {reference}: no such file and not a named dataset "
-            f"({', '.join(dataset_names('text-classification'))}); give a dataset name or the path of a "
+            f"({', '.join(dataset_names(DEFAULT_TASK))}); give a dataset name or the path of a "
             "csv/tsv/jsonl/parquet file"
         )
     table = load_table(path)
@@ -384,9 +186,6 @@ def domain_gap(
 
     Writes `out/gap.json` and returns the same dict. `data_cfg` is a DataConfig or a dataset name/path.
     """
-    from ..data import DataConfig
-    from .probe import frozen_features, load_inputs
-
     t0 = time.perf_counter()
     out = Path(out)
     if isinstance(data_cfg, str):
@@ -412,9 +211,9 @@ def domain_gap(
         "reference": None,
     }
     signals = [
-        _signal("fertility", "fertility (tokens per word)", tok["fertility"]),
-        _signal("split_3plus", "words in ≥3 pieces", tok["split_3plus"]),
-        _signal("unk_rate", "unknown-token rate", tok["unk_rate"]),
+        make_signal("fertility", "fertility (tokens per word)", tok["fertility"]),
+        make_signal("split_3plus", "words in ≥3 pieces", tok["split_3plus"]),
+        make_signal("unk_rate", "unknown-token rate", tok["unk_rate"]),
     ]
     notes = []
     if tok["truncated_share"] > 0.1:
@@ -439,18 +238,18 @@ def domain_gap(
             "words_per_text": lengths,
         }
         result["vocabulary"], result["embedding"] = vocab, emb
-        vocab_signal = _signal(
+        vocab_signal = make_signal(
             "vocab_overlap_relative", "vocabulary overlap / in-reference", vocab["relative"]
         )
         mmd_level = "small" if emb["ratio"] < MMD_NOISE_RATIO else None  # not clearly above sampling noise
-        mmd_signal = _signal("mmd_excess", "embedding MMD² − baseline", emb["excess"], mmd_level)
+        mmd_signal = make_signal("mmd_excess", "embedding MMD² − baseline", emb["excess"], mmd_level)
         signals += [vocab_signal, mmd_signal]
         if n < 200:
             notes.append(f"only {n} texts per sample: the embedding distance is noisy")
         if bundle.train.text_pairs is not None:
             notes.append("the target has text pairs: only their first texts are compared with the reference")
         if vocab_signal["level"] == "small" and mmd_signal["level"] != "small":
-            notes.append(_form_note(vocab["relative"], lengths))
+            notes.append(form_note(vocab["relative"], lengths))
 
     result["signals"] = signals
     result["verdict"], result["verdict_by"] = verdict(signals)
@@ -466,9 +265,6 @@ def domain_gap(
 
 def _frozen_probe(bundle, pools: dict[str, np.ndarray], num_layers: int, seed: int) -> dict:
     """Last layer, mean pooling, logistic regression with C chosen on dev: its dev accuracy."""
-    from ..extract import select
-    from .probe import fit_probe, majority_share
-
     y, y_dev = np.asarray(bundle.train.labels), np.asarray(bundle.dev.labels)
     X, X_dev = select(pools["train"], "mean", "last"), select(pools["dev"], "mean", "last")
     probe = fit_probe(X, y, X_dev, y_dev, seed)
@@ -483,9 +279,6 @@ def _frozen_probe(bundle, pools: dict[str, np.ndarray], num_layers: int, seed: i
 
 def _embeddings(ref_texts, train, train_pools, backbone, task, limit, out, extract, sample_size, rng):
     """(n target, 2n reference unit embeddings, forward-pass seconds); both through the feature cache."""
-    from ..data import TextSplit
-    from ..extract import FrozenSource
-
     source = FrozenSource(backbone, out, limit, **extract)
     n = min(sample_size, len(train), len(ref_texts) // 2)
     ref_split = TextSplit(
@@ -501,55 +294,3 @@ def _embeddings(ref_texts, train, train_pools, backbone, task, limit, out, extra
 
 def _words_per_text(texts: list[str]) -> float:
     return float(np.mean([len(t.split()) for t in texts]))
-
-
-def _form_note(relative: float, lengths: dict[str, float]) -> str:
-    """Shared words, distant embeddings: say that the difference is form rather than topic."""
-    a, b = lengths["target"], lengths["reference"]
-    why = (
-        f"texts average {a:.0f} words here and {b:.0f} in the reference, so the gap is mostly one of "
-        "form (length, structure), not topic"
-        if max(a, b) > 2 * min(a, b)
-        else "the difference is one of style or register more than topic"
-    )
-    return f"the vocabulary is shared ({relative:.2f} of the in-reference overlap) but the embeddings differ: {why}"
-
-
-def print_table(result: dict) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    ref = result["reference"]
-    title = f"domain gap: {result['data']}" + (f" vs {Path(ref['name']).name}" if ref else "")
-    table = Table(title=f"{title} · {result['model']}")
-    for col, just in (("signal", "left"), ("value", "right"), ("small · medium · large", "left")):
-        table.add_column(col, justify=just)
-    table.add_column("level")
-    colors = {"small": "green", "medium": "yellow", "large": "red"}
-    for s in result["signals"]:
-        pct = s["name"] in ("split_3plus", "unk_rate")
-        value = f"{s['value']:.2%}" if pct else f"{s['value']:.3f}"
-        if s["name"] == "vocab_overlap_relative":
-            v = result["vocabulary"]
-            value += f" ({v['overlap']:.2f} / {v['baseline']:.2f}, top {v['k']})"
-        if s["name"] == "mmd_excess":
-            e = result["embedding"]
-            value += f" (MMD² {e['mmd2']:.4f}, {e['ratio']:.1f}× baseline {e['baseline']:.4f})"
-        table.add_row(s["label"], value, s["thresholds"], f"[{colors[s['level']]}]{s['level']}[/]")
-    tok, frozen = result["tokenizer"], result["frozen_probe"]
-    table.add_row(
-        f"truncated at {result['max_length']} tokens", f"{tok['truncated_share']:.1%}", "not in verdict", "—"
-    )
-    table.add_row(
-        "frozen probe (last layer, mean)",
-        f"{frozen['dev_accuracy']:.3f} (majority {frozen['majority']:.3f})",
-        "not in verdict",
-        "—",
-    )
-    console = Console()
-    console.print(table)
-    lvl = result["verdict"]
-    by = "every signal is small" if lvl == "small" else "set by " + ", ".join(result["verdict_by"])
-    console.print(f"verdict: [bold {colors[lvl]}]{lvl} gap[/] ({by})")
-    for note in result["notes"]:
-        console.print(f"note: {note}")

@@ -18,8 +18,10 @@ from ..errors import TunebenchError
 from ..estimators import DEFAULT_GRID, LinearProbe
 from ..extract import FrozenSource
 from ..runner import RunInputs
+from ..tasks import TASKS
 from ..tasks.token_classification.task import word_features
-from .probe import POOL_INDEX, layer_name, suggest
+from .frozen import POOL_INDEX, layer_name
+from .suggest import suggest
 
 # Token probes fit one logistic regression per layer on tens of thousands of words: a short grid.
 TOKEN_GRID = "0.01,0.1,1"
@@ -27,15 +29,17 @@ TOKEN_GRID = "0.01,0.1,1"
 
 def probe_task_layers(task, bundle, backbone, limit: int, out, extract: dict, seed: int) -> dict:
     """The fields of probe.json that depend on the task (layers, best, majority, suggestion, ...)."""
-    if task.name not in ("text-regression", "token-classification"):
-        raise TunebenchError(f"probe: not available for {task.name} (text classification, regression, NER)")
+    if task.layer_probe is None:
+        probed = ", ".join(name for name, cls in TASKS.items() if cls.layer_probe is not None)
+        raise TunebenchError(f"probe: not available for {task.name} (it is for {probed})")
     inputs = RunInputs(task, backbone, bundle, out, limit)
     source = FrozenSource(
         backbone, out, limit, extract["batch_size"], extract["device"], extract["precision"]
     )
     splits = inputs.splits
+    words = task.layer_probe == "word"  # else "sentence": a pooled vector per example
     t0 = time.perf_counter()
-    if task.token_level:
+    if words:
         per_layer = {s: word_features(source, inputs.enc[s]) for s in splits}  # (N_words, L+1, H)
         poolings = ["first-token"]
     else:
@@ -48,7 +52,7 @@ def probe_task_layers(task, bundle, backbone, limit: int, out, extract: dict, se
     t1, layers = time.perf_counter(), []
     for pooling in poolings:
         for layer in range(per_layer["train"].shape[1]):
-            if task.token_level:
+            if words:
                 X = {s: v[:, layer].astype(np.float32) for s, v in per_layer.items()}
             else:
                 X = {s: v[:, layer, POOL_INDEX[pooling]] for s, v in per_layer.items()}
@@ -57,7 +61,7 @@ def probe_task_layers(task, bundle, backbone, limit: int, out, extract: dict, se
                 return inputs.score(_s, out)[metric]
 
             probe = LinearProbe(
-                grid=TOKEN_GRID if task.token_level else DEFAULT_GRID,
+                grid=TOKEN_GRID if words else DEFAULT_GRID,
                 regression=task.regression,
                 n_classes=None if task.regression else len(bundle.label_names),
                 seed=seed,
@@ -76,7 +80,7 @@ def probe_task_layers(task, bundle, backbone, limit: int, out, extract: dict, se
     }
     curve = [e["dev"][metric] for e in layers if e["pooling"] == best["pooling"]]
     n_dev = len(bundle.dev)
-    if task.token_level:  # F1 in [0, 1]: binomial error over the dev entities (each starts with B- in IOB2)
+    if words:  # F1 in [0, 1]: binomial error over the dev entities (each starts with B- in IOB2)
         n_dev = sum(t.startswith("B-") for tags in bundle.dev.tags for t in tags) or n_dev
         se = None
     else:  # Spearman x100: standard error of a correlation, (1 - r^2) / sqrt(n - 1)
