@@ -17,7 +17,7 @@ from tunebench.tasks import get_task
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 ALL = [n for n in STRATEGIES.names() if get_task("text-classification").applies(STRATEGIES.get(n)) is None]
-OPTIONS = {"adapters": {"bottleneck": "4"}, "prefix": {"virtual_tokens": "5"}, "last-k": {"k": "1"}}
+OPTIONS = {n: cls.tiny_options for n, cls in STRATEGIES.items() if cls.tiny_options}
 
 
 @pytest.mark.parametrize("precision", ["bf16", "fp32"])
