@@ -78,7 +78,7 @@ def test_export_predicts_what_the_run_measured(case):
         assert cached_states, (
             f"{name}: the export's outputs have shape {outputs.shape}, the run's {saved.shape}"
         )
-    if STRATEGIES.get(name).kind == "features":  # what the run reported is what the export holds
+    if STRATEGIES.get(name).kind == "estimator":  # what the run reported is what the export holds
         assert predictor.estimator.n_trainable_ == records[name]["trainable_params"]
 
 

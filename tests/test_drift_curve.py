@@ -13,8 +13,7 @@ from tunebench.analysis import curve, drift
 from tunebench.cli import main
 from tunebench.data import DataConfig
 from tunebench.errors import TunebenchError
-from tunebench.report import write_html
-from tunebench.report.html import _series
+from tunebench.report.html import _series, write_html
 from tunebench.store import RunStore
 
 FAST = {"epochs": 1, "batch_size": 16}

@@ -16,10 +16,16 @@ from conftest import make_rows, write_tsv
 
 from tunebench.cli import main
 from tunebench.errors import TunebenchError
-from tunebench.report import advise, analyse, diagnose, diagnose_leaderboard, load_output, write_html
-from tunebench.report.html import _series
+from tunebench.report.cost import FORWARD_RATE, estimate_minutes, train_rate
+from tunebench.report.diagnostics import diagnose
+from tunebench.report.html import _series, write_html
+from tunebench.report.leaderboard_checks import diagnose_leaderboard, diagnose_output
+from tunebench.report.output import load_output
 from tunebench.report.plots import PALETTE
-from tunebench.report.recommend import EPOCHS, pareto_set
+from tunebench.report.recommend import analyse, pareto_set
+from tunebench.report.rules import advise
+from tunebench.strategies import STRATEGIES
+from tunebench.tasks import TASKS
 
 XSS = "<script>alert(1)</script>"
 CHROMIUM = Path("/usr/bin/chromium")
@@ -157,6 +163,38 @@ def test_seed_variance_over_the_leaderboard():
     assert info.code == "single-seed" and "full" in info.message  # 0.01 < 2 x SE(0.86, 500) = 0.031
 
 
+def test_shared_feature_cache_reads_the_registry():
+    def run(strategy, extraction):
+        return record(strategy, times={"extraction": extraction, "training": 1.0, "evaluation": 1.0})
+
+    def cache_note(records):
+        return [w for w in diagnose_output(records, []) if w.code == "shared-feature-cache"]
+
+    cached = [n for n, c in STRATEGIES.items() if c.kind != "gradient" or c.uses_cached_features]
+    trained = [n for n, c in STRATEGIES.items() if n not in cached]
+    assert cached and trained
+    records = [run(cached[0], 5.0), *(run(n, 0.0) for n in cached[1:] + trained), run("not-registered", 0.0)]
+    (w,) = cache_note(records)
+    named = w.message.split("the time of ")[1].split(" leaves out")[0].split(", ")
+    assert sorted(named) == sorted(cached[1:])  # never a trained strategy, nor an unknown name
+    assert cache_note([run(trained[0], 5.0), run(trained[1], 0.0)]) == []
+
+
+def test_collapse_is_checked_only_for_one_class_per_example_tasks(tmp_path):
+    from safetensors.numpy import save_file
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    logits = np.zeros((100, 2), dtype=np.float32)
+    logits[:, 1] = 1.0
+    save_file({"dev": logits}, str(run_dir / "predictions.safetensors"))
+    for task, cls in [(None, None), *TASKS.items(), ("not-registered", None)]:
+        r = record() if task is None else record(task=task)
+        collapsed = "collapsed-predictions" in codes(diagnose(r, run_dir))
+        expected = task is None or (cls is not None and not cls.regression and not cls.token_level)
+        assert collapsed == expected, task
+
+
 # -- recommendation ---------------------------------------------------------------------------------
 
 
@@ -203,11 +241,20 @@ def test_advice_rejects_bad_inputs(kwargs):
         advise(**kwargs)
 
 
-def test_cost_table_matches_the_strategy_registry():
-    from tunebench.strategies import STRATEGIES
-
-    for name, epochs in EPOCHS.items():
-        assert STRATEGIES.get(name).train_defaults.get("epochs", 3) == epochs, name
+def test_estimate_minutes_uses_each_strategys_train_defaults_epochs(monkeypatch):
+    n, dev = 900, 200  # dev: a 10% split, at least 200
+    for name, cls in STRATEGIES.items():
+        rate = train_rate(name)
+        if rate is None:  # one cached forward pass: no epochs
+            assert estimate_minutes(name, n) == pytest.approx(((n + 2 * dev) / FORWARD_RATE + 2) / 60)
+            continue
+        epochs = cls.train_defaults.get("epochs", 3)
+        expected = (epochs * n / rate + (epochs + 2) * dev / FORWARD_RATE) / 60
+        assert estimate_minutes(name, n) == pytest.approx(expected), name
+        longer = {**cls.train_defaults, "epochs": epochs + 7}
+        monkeypatch.setattr(cls, "train_defaults", longer)
+        assert estimate_minutes(name, n) == pytest.approx(expected + 7 * (n / rate + dev / FORWARD_RATE) / 60)
+        monkeypatch.undo()
 
 
 def test_pareto_and_cheapest_within_one_std():
@@ -524,8 +571,6 @@ def test_report_renders_in_headless_chromium(out_dir, tmp_path):
 
 
 def test_reading_does_not_change_the_folder(out_dir):
-    from tunebench.report import diagnose_output
-
     before = {p: p.stat().st_mtime_ns for p in out_dir.rglob("*") if p.is_file()}
     out = load_output(out_dir)
     diagnose_output(out.records, out.rows, out.out_dir, out.facts)

@@ -32,7 +32,7 @@ class Predictor:
         self.strategy = STRATEGIES.get(m["strategy"]).from_options(m["strategy_settings"])
         trust = m.get("trust_remote_code", False)
         self.model = self.estimator = None
-        if self.strategy.kind == "features":
+        if self.strategy.kind == "estimator":
             self.backbone = self.task.load_backbone(m["backbone"], trust, m["pooling"])
             n_classes = None if self.task.regression else len(self.label_names)
             self.estimator = self.task.frozen_estimator(self.strategy, n_classes, 0, "cpu")

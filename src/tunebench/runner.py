@@ -143,7 +143,7 @@ def run_one(inputs: RunInputs, strategy: Strategy, cfg: TrainConfig, seed: int, 
     try:
         with PeakMemory(resolve_device(cfg.device)) as mem:
             seed_everything(seed)
-            if strategy.kind == "features":
+            if strategy.kind == "estimator":
                 outcome = _run_features(inputs, strategy, cfg, seed, run_dir)
             else:
                 outcome = _run_gradient(inputs, strategy, cfg, seed, run_dir, hooks)

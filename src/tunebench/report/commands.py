@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import json
+
+from ..errors import TunebenchError
+from .inputs import DEVICES, GAPS, REFERENCE_PARAMS_M
 
 
 def add_commands(sub) -> None:
@@ -21,19 +25,28 @@ def add_commands(sub) -> None:
     )
     c.add_argument("out_dir", nargs="?", metavar="OUT_DIR", help="a compare's output folder (after training)")
     c.add_argument("--train-size", type=int, help="number of labelled training examples")
-    c.add_argument("--task", choices=["text-classification", "text-pair", "token-classification"])
-    c.add_argument("--device", choices=["cpu", "cuda"])
+    c.add_argument(
+        "--task",
+        help="a task name (`tunebench strategies` lists them) or text-pair (default text-classification)",
+    )
+    c.add_argument("--device", choices=DEVICES)
     c.add_argument("--budget-minutes", type=float, help="wall-clock minutes you can spend per strategy run")
-    c.add_argument("--gap", choices=["small", "medium", "large"], help="domain gap to the pretraining text")
+    c.add_argument("--gap", choices=GAPS, help="domain gap to the pretraining text")
     c.add_argument("--memory-gb", type=float, help="memory available for training (GPU memory on cuda)")
-    c.add_argument("--model-params-m", type=float, help="backbone size in millions (default 22.7: MiniLM-L6)")
+    c.add_argument(
+        "--model-params-m",
+        type=float,
+        help=f"backbone size in millions (default {REFERENCE_PARAMS_M:g}: MiniLM-L6)",
+    )
     c.add_argument("--json", action="store_true", help="print JSON instead of text")
     c.set_defaults(func=_cmd_recommend)
 
 
 def _cmd_report(a: argparse.Namespace) -> None:
-    from . import load_output, write_html
-    from .diagnostics import diagnose_output
+    # heavy: the registries load torch/transformers only when the command runs
+    from .html import write_html
+    from .leaderboard_checks import diagnose_output
+    from .output import load_output
 
     out = load_output(a.out_dir)
     for w in diagnose_output(out.records, out.rows, out.out_dir, out.facts):
@@ -49,11 +62,10 @@ def _rule_inputs(a: argparse.Namespace) -> dict:
 
 
 def _cmd_recommend(a: argparse.Namespace) -> None:
-    import json
-
-    from ..errors import TunebenchError
-    from . import load_output
-    from .recommend import advise, analyse, format_advice, format_analysis
+    # heavy: the registries load torch/transformers only when the command runs
+    from .output import load_output
+    from .recommend import analyse, format_advice, format_analysis
+    from .rules import advise
 
     inputs = _rule_inputs(a)
     if a.out_dir:

@@ -1,4 +1,4 @@
-"""Diagnostics: warnings about a run (or a leaderboard) computed from its record and stored logits.
+"""Diagnostics of one run: warnings computed from its record and its stored dev logits.
 
 Pure functions of the data a compare leaves behind, so they work on any output folder, old or new.
 Each warning carries the numbers it is based on and the fix to try. What the record cannot tell
@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
-SEVERITIES = ("error", "warning", "info")  # most severe first
+from safetensors.numpy import load_file
+
+from ..tasks import TASKS
+from .findings import RunWarning, standard_error
 
 OVERFIT_DROP = 0.02  # dev metric lost after the best epoch that counts as overfitting
 COLLAPSE_SHARE = 0.95  # share of dev predictions on one class that counts as collapsed
@@ -20,36 +22,6 @@ UNDERFIT_LOSS_FALL = 0.05  # relative train-loss fall below which training "bare
 STILL_RISING = 0.03  # relative dev gain in the last epoch that says training stopped too early
 UNEVEN_F1_SPREAD = 0.20  # max - min per-class F1
 TRUNCATION_SHARE = 0.10
-
-
-@dataclass(frozen=True)
-class RunWarning:
-    """One finding: a stable `code`, a severity, a one-sentence message with numbers, and a fix."""
-
-    code: str
-    severity: str  # error | warning | info
-    message: str
-    fix: str
-    strategy: str | None = None
-    seed: int | None = None
-    key: str | None = None
-
-    def as_dict(self) -> dict:
-        return asdict(self)
-
-    def __str__(self) -> str:
-        who = (
-            f"{self.strategy} (seed {self.seed})" if self.seed is not None else (self.strategy or "all runs")
-        )
-        return f"[{self.severity}] {who}: {self.message} Fix: {self.fix}"
-
-
-Warning = RunWarning  # the name the API promises; `RunWarning` avoids shadowing the builtin here
-
-
-def standard_error(p: float, n: int) -> float:
-    """Binomial standard error of an accuracy `p` measured on `n` examples."""
-    return math.sqrt(max(p * (1 - p), 0.0) / n) if n else 0.0
 
 
 def load_dev_logits(run_dir: str | Path | None):
@@ -60,8 +32,6 @@ def load_dev_logits(run_dir: str | Path | None):
     path = run_dir / "predictions.safetensors"
     if not path.is_file():
         return None, None
-    from safetensors.numpy import load_file
-
     logits = load_file(str(path)).get("dev")
     names = None
     manifest = run_dir / "manifest.json"
@@ -86,7 +56,7 @@ def _label_counts(record: dict) -> dict[str, int] | None:
         return None
 
 
-def _truncated_share(record: dict) -> float | None:
+def truncated_share(record: dict) -> float | None:
     value = record.get("truncated_share", record.get("truncation"))
     if isinstance(value, dict):
         value = value.get("train", next(iter(value.values()), None))
@@ -133,7 +103,7 @@ def diagnose(record: dict, run_dir: str | Path | None = None) -> list[RunWarning
             "0 parameters were trained, so the run only measures the untrained head.",
             "check the strategy's settings (e.g. last-k.k >= 1, LoRA targets that exist in this model).",
         )
-    share = _truncated_share(record)
+    share = truncated_share(record)
     if share is not None and share > TRUNCATION_SHARE:
         warn(
             "truncation",
@@ -253,8 +223,7 @@ def _check_chance_and_collapse(record: dict, run_dir, warn) -> None:
                 "the model learned little: check labels and inputs, then train longer / unfreeze more.",
             )
 
-    # one class per example only for classification (regression scores, NER tokens and QA spans are not)
-    classifies = record.get("task", "text-classification") in ("text-classification", "image-classification")
+    classifies = _one_class_per_example(record.get("task"))
     logits, names = load_dev_logits(run_dir) if classifies else (None, None)
     if logits is not None and logits.ndim == 2 and len(logits) >= 20:
         preds = logits.argmax(-1)
@@ -276,6 +245,17 @@ def _check_chance_and_collapse(record: dict, run_dir, warn) -> None:
             f"per-class F1 is 0 for every class but '{only}' (no stored logits to count predictions).",
             "lower the lr, train longer, or rebalance the classes.",
         )
+
+
+def _one_class_per_example(task: str | None) -> bool:
+    """Classification predicts one class per example; regression scores, per-token labels (NER) and
+    QA spans do not. Records from before tasks were recorded are text classification."""
+    if task is None:
+        return True
+    if task not in TASKS:
+        return False
+    cls = TASKS.get(task)
+    return not cls.regression and not cls.token_level
 
 
 def _check_classes(record: dict, warn) -> None:
@@ -325,96 +305,3 @@ def _check_dev_test(record: dict, warn) -> None:
             f"dev {metric} {dev:.4f} and test {test:.4f} differ by {abs(dev - test):.3f}, more than sampling noise.",
             "dev and test may come from different distributions; choose on a dev set drawn like the test set.",
         )
-
-
-def diagnose_leaderboard(rows: list[dict], n_dev: int | None = None) -> list[RunWarning]:
-    """Warnings about the comparison itself: orderings that seed noise (or dev-set noise) could flip."""
-    out: list[RunWarning] = []
-    ranked = [r for r in rows if isinstance(r.get("dev_mean"), (int, float))]
-    for a, b in zip(ranked, ranked[1:]):
-        gap = a["dev_mean"] - b["dev_mean"]
-        if a.get("seeds", 0) < 2 and b.get("seeds", 0) < 2:
-            continue
-        noisier = a if (a.get("dev_std") or 0) >= (b.get("dev_std") or 0) else b
-        std = noisier.get("dev_std") or 0.0
-        if std >= gap:
-            out.append(
-                RunWarning(
-                    "seed-variance",
-                    "warning",
-                    f"{noisier['strategy']}'s seed std {std:.4f} is at least the {gap:.4f} gap between "
-                    f"{a['strategy']} ({a['dev_mean']:.4f}) and {b['strategy']} ({b['dev_mean']:.4f}).",
-                    "the order of these two may flip with other seeds: add seeds (--seeds 0 1 2 3 4) before choosing.",
-                    strategy=noisier["strategy"],
-                )
-            )
-    single = [r for r in ranked if r.get("seeds", 0) == 1]
-    if len(ranked) >= 2 and len(single) == len(ranked):
-        msg = "every strategy ran with one seed, so seed variance is unmeasured"
-        if n_dev:
-            se = standard_error(ranked[0]["dev_mean"], n_dev)
-            close = [r["strategy"] for r in ranked[1:] if ranked[0]["dev_mean"] - r["dev_mean"] < 2 * se]
-            msg += f"; on {n_dev} dev examples accuracy alone has a standard error of ±{se:.4f}"
-            if close:
-                verb = "is" if len(close) == 1 else "are"
-                msg += f", and {', '.join(close)} {verb} within two standard errors of the winner"
-        out.append(
-            RunWarning(
-                "single-seed",
-                "info",
-                msg + ".",
-                "rerun with --seeds 0 1 2 (finished runs are reused) before trusting small gaps.",
-            )
-        )
-    return out
-
-
-def _shared_cache(records: list[dict]) -> list[RunWarning]:
-    """Frozen-feature runs share one on-disk cache: the first pays the extraction, later ones do not."""
-    ok = [r for r in records if r.get("status") == "ok"]
-    extraction = [(r, (r.get("times") or {}).get("extraction") or 0) for r in ok]
-    cost = max((e for _, e in extraction), default=0)
-    if cost <= 1:
-        return []
-    cached = {"features", "head"} | {r["strategy"] for r, e in extraction if e > 1}
-    names = sorted({r["strategy"] for r, e in extraction if r["strategy"] in cached and e < 0.5 * cost})
-    if not names:
-        return []
-    return [
-        RunWarning(
-            "shared-feature-cache",
-            "info",
-            f"the time of {', '.join(names)} leaves out the frozen-feature extraction ({cost:.1f} s) that an "
-            "earlier run paid and the cache reused.",
-            f"add {cost:.1f} s when comparing the cost of a frozen strategy run on its own.",
-        )
-    ]
-
-
-def diagnose_output(
-    records: list[dict], rows: list[dict], out_dir: str | Path | None = None, facts: dict | None = None
-) -> list[RunWarning]:
-    """Every run's warnings (using its stored logits when `out_dir` is given) plus the leaderboard's.
-
-    `facts` are measurements of the same data from other tools (`truncated_share` from gap.json);
-    a share of truncated texts concerns every strategy alike, so it is reported once."""
-    found: list[RunWarning] = []
-    for r in records:
-        run_dir = Path(out_dir) / "runs" / r["key"] if out_dir is not None and r.get("key") else None
-        found.extend(diagnose(r, run_dir))
-    share = (facts or {}).get("truncated_share")
-    measured = any(_truncated_share(r) is not None for r in records)
-    if share is not None and share > TRUNCATION_SHARE and not measured:
-        found.append(
-            RunWarning(
-                "truncation",
-                "warning",
-                f"{share:.0%} of training texts are longer than {records[0].get('max_length')} tokens "
-                "(gap.json), so every strategy sees only their beginning.",
-                "keep the informative part (head+tail truncation), chunk long texts, or use a long-context encoder.",
-            )
-        )
-    found.extend(_shared_cache(records))
-    n_dev = next(((r.get("sizes") or {}).get("dev") for r in records if r.get("status") == "ok"), None)
-    found.extend(diagnose_leaderboard(rows, n_dev))
-    return sorted(found, key=lambda w: SEVERITIES.index(w.severity) if w.severity in SEVERITIES else 9)

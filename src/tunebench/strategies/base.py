@@ -31,9 +31,8 @@ class Hints:
 class Strategy:
     name: ClassVar[str]
     summary: ClassVar[str] = ""
-    kind: ClassVar[str] = (
-        "gradient"  # "gradient" (the training loop) or "features" (fit/predict on frozen features)
-    )
+    # "gradient": trained by the training loop; "estimator": an estimator fitted on frozen inputs
+    kind: ClassVar[str] = "gradient"
     train_defaults: ClassVar[dict[str, Any]] = {}  # published-practice defaults, e.g. {"lr": 1e-3}
     uses_cached_features: ClassVar[bool] = False  # head-only: train on cached frozen pooled features
     from_scratch: ClassVar[bool] = False  # start from random weights instead of the checkpoint

@@ -32,7 +32,7 @@ class Features(Strategy):
     ladder = 1
     curve = True
     summary = "frozen backbone -> pooled features (cached) -> logistic regression, C chosen on dev"
-    kind = "features"
+    kind = "estimator"
     hints = Hints(
         advice={
             "labels<100": 3,
