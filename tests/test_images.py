@@ -17,14 +17,9 @@ import pytest
 import torch
 from PIL import Image
 
-from tunebench.data.images import (
-    eval_transform,
-    is_readable_image,
-    load_image_folder,
-    open_image,
-    random_resized_crop_params,
-    train_transform,
-)
+from tunebench.data.image_bytes import is_readable_image, open_image
+from tunebench.data.image_transforms import eval_transform, random_resized_crop_params, train_transform
+from tunebench.data.images import load_image_folder
 from tunebench.errors import TunebenchError
 
 IMAGES_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "images"

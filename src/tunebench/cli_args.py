@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 
-from .data.text import DataConfig
 from .errors import TunebenchError
 
 TRAIN_FLAGS = {
@@ -80,6 +79,8 @@ def add_ladder_args(c: argparse.ArgumentParser, default_strategies: str) -> None
 
 def data_config(a, train_size: int | None = None):
     """The DataConfig that `add_data_args` flags describe (`train_size` overrides --train-size)."""
+    from .data import DataConfig  # heavy (scikit-learn, pyarrow): loaded when a command runs, not for --help
+
     return DataConfig(
         data=a.data,
         dev=a.dev,

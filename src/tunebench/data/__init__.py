@@ -1,6 +1,7 @@
-"""Data loading: table readers, the named-dataset registry and text-classification bundles."""
+"""Data loading: table readers, the named-dataset registry, seeded splits and each task's bundles."""
 
-from tunebench.data.named import (
+from .config import DataConfig
+from .named import (
     DATASETS,
     ENV_DATA_DIR,
     NamedDataset,
@@ -10,14 +11,10 @@ from tunebench.data.named import (
     locate,
     register_dataset,
 )
-from tunebench.data.readers import FORMATS, Table, detect_format, load_table, read_table
-from tunebench.data.text import (
-    DataBundle,
-    DataConfig,
-    TextSplit,
-    load_text_classification,
-    load_text_regression,
-)
+from .readers import FORMATS, Table, detect_format, load_table, read_table
+from .text import DataBundle, TextSplit
+from .text_classification import load_text_classification
+from .text_regression import load_text_regression
 
 __all__ = [
     "DATASETS",

@@ -24,7 +24,7 @@ import zlib
 from pathlib import Path
 from typing import Any
 
-from tunebench.errors import TunebenchError
+from ..errors import TunebenchError
 
 DOCSTART = "-DOCSTART-"
 JSONL_SUFFIXES = (".jsonl", ".ndjson")

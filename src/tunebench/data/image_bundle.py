@@ -15,10 +15,11 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import TunebenchError
-from .images import _list_entries, is_readable_image, load_image_folder, read_bytes
+from .image_bytes import is_readable_image, read_bytes
+from .images import list_entries, load_image_folder
 from .named import DATASETS, dataset_names, get_dataset, locate
 from .readers import describe_path
-from .text import _take
+from .splits import cap, split_off, subsample
 
 log = logging.getLogger("tunebench")
 
@@ -123,6 +124,19 @@ def _resolve(cfg) -> tuple[str, str]:
     )
 
 
+def _split_off(
+    train: ImageItems, fraction: float, what: str, source: str, seed: int
+) -> tuple[ImageItems, ImageItems]:
+    """(rest, `fraction` of train): a dev or test set carved off train, seeded and stratified."""
+    n = round(fraction * len(train))
+    if n < 1 or n >= len(train):
+        raise TunebenchError(
+            f"{source}: {what}_fraction {fraction} of {len(train)} train images gives {n} {what} "
+            f"images; give a {what} folder with --{what} DIR or change the fraction"
+        )
+    return split_off(train, n, seed, train.labels.tolist())
+
+
 def load_images(cfg) -> ImageBundle:
     """Read, split (seeded, stratified) and subsample an image dataset described by a DataConfig."""
 
@@ -145,25 +159,15 @@ def load_images(cfg) -> ImageBundle:
             items = _items(extra.splits["train"], classes, value, extra.source, extra.class_names)
             dev, test = (items, test) if flag == "dev" else (dev, items)
 
-    def split_off(train: ImageItems, fraction: float, what: str) -> tuple[ImageItems, ImageItems]:
-        n = round(fraction * len(train))
-        if n < 1 or n >= len(train):
-            raise TunebenchError(
-                f"{data.source}: {what}_fraction {fraction} of {len(train)} train images gives {n} {what} "
-                f"images; give a {what} folder with --{what} DIR or change the fraction"
-            )
-        rest, taken = _take(train.labels.tolist(), n, cfg.seed)
-        return train.subset(rest), train.subset(taken)
-
     n_total = len(train)
     if test is None and cfg.test_fraction > 0:
-        train, test = split_off(train, cfg.test_fraction, "test")
+        train, test = _split_off(train, cfg.test_fraction, "test", data.source, cfg.seed)
     if dev is None:
         if cfg.dev_fraction == 0:
             raise TunebenchError(
                 f"{data.source}: no dev set (no val/ folder); give --dev DIR or a dev fraction"
             )
-        train, dev = split_off(train, cfg.dev_fraction, "dev")
+        train, dev = _split_off(train, cfg.dev_fraction, "dev", data.source, cfg.seed)
     if cfg.train_size is not None and cfg.train_size != len(train):
         if cfg.train_size > len(train):
             after = " after taking out dev/test" if len(train) < n_total else ""
@@ -171,19 +175,14 @@ def load_images(cfg) -> ImageBundle:
                 f"train_size {cfg.train_size} is larger than the {len(train)} train images available in "
                 f"{data.source}{after}; lower --train-size or drop it"
             )
-        train = train.subset(_take(train.labels.tolist(), cfg.train_size, cfg.seed)[1])
+        train = subsample(train, cfg.train_size, cfg.seed, train.labels.tolist())
         if len(set(train.labels.tolist())) < 2:
             raise TunebenchError(
                 f"train_size {cfg.train_size} leaves a single class in train; use a larger --train-size"
             )
     if cfg.eval_size is not None:
-
-        def cap(s: ImageItems | None) -> ImageItems | None:
-            if s is None or len(s) <= cfg.eval_size:
-                return s
-            return s.subset(_take(s.labels.tolist(), cfg.eval_size, cfg.seed)[1])
-
-        dev, test = cap(dev), cap(test)
+        dev = cap(dev, cfg.eval_size, cfg.seed, dev.labels.tolist())
+        test = None if test is None else cap(test, cfg.eval_size, cfg.seed, test.labels.tolist())
     return ImageBundle(name, train, dev, test, list(classes))
 
 
@@ -195,7 +194,7 @@ def read_image_inputs(path: str) -> ImageItems:
     if p.is_file() and not zipfile.is_zipfile(p):
         entries = [((p.name,), str(p))]
     else:
-        entries = sorted(_list_entries(path), key=lambda e: e[0])  # by relative path parts
+        entries = sorted(list_entries(path), key=lambda e: e[0])  # by relative path parts
     items, names, skipped = [], [], []
     for parts, ref in entries:
         if is_readable_image(read_bytes(ref)):

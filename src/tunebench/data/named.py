@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tunebench.errors import TunebenchError
+from ..errors import TunebenchError
 
 ENV_DATA_DIR = "TUNEBENCH_DATA_DIR"
 

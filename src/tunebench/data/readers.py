@@ -17,7 +17,10 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from tunebench.errors import TunebenchError
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ..errors import TunebenchError
 
 # extension (after removing .gz) -> format
 FORMATS: dict[str, str] = {
@@ -262,9 +265,6 @@ def _parse_json_array(path, text: str) -> Table:
 
 
 def _parse_parquet(path, data: bytes) -> Table:
-    import pyarrow as pa  # imported here: pyarrow costs import time the CLI rarely needs
-    import pyarrow.parquet as pq
-
     try:
         table = pq.read_table(pa.BufferReader(data))
     except (pa.ArrowException, OSError) as e:

@@ -16,8 +16,8 @@ import zlib
 from pathlib import Path
 from typing import Any
 
-from tunebench.data.readers import describe_path
-from tunebench.errors import TunebenchError
+from ..errors import TunebenchError
+from .readers import describe_path
 
 SQUAD_HINT = 'expected SQuAD v1.1 JSON: {"data": [{"title", "paragraphs": [{"context", "qas": [...]}]}]}'
 
@@ -41,6 +41,37 @@ def read_squad(path: str | os.PathLike) -> list[dict[str, Any]]:
                 )
             seen.add(example["id"])
             examples.append(example)
+    return examples
+
+
+def read_squad_unanswered(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """read_squad's checks, except that `answers` may be missing or empty (questions to predict)."""
+    root = _load_json(path)
+    if not isinstance(root, dict) or not isinstance(root.get("data"), list):
+        raise TunebenchError(f"{path}: no top-level 'data' list; {SQUAD_HINT}")
+    examples, seen = [], set()
+    for a, article in enumerate(root["data"]):
+        title = article.get("title", "") if isinstance(article, dict) else ""
+        for p, paragraph in enumerate(_need(path, f"article {a}", article, "paragraphs", list)):
+            where = f"article {a} paragraph {p}"
+            context = _need(path, where, paragraph, "context", str)
+            for q, qa in enumerate(_need(path, where, paragraph, "qas", list)):
+                qid = _need(path, f"{where} question {q}", qa, "id", str)
+                qwhere = f"article {a} question id {qid!r}"
+                if qid in seen:
+                    raise TunebenchError(f"{path}: {qwhere} appears twice; ids must be unique")
+                seen.add(qid)
+                answers = qa.get("answers") if isinstance(qa, dict) else None
+                examples.append(
+                    {
+                        "id": qid,
+                        "title": str(title),
+                        "article": a,
+                        "context": context,
+                        "question": _need(path, qwhere, qa, "question", str),
+                        "answers": [_answer(path, qwhere, context, x) for x in answers or []],
+                    }
+                )
     return examples
 
 

@@ -8,13 +8,9 @@ SQuAD model); the loss is the mean of the start and end cross-entropies. At eval
 span over all windows of a question (`qa_utils.postprocess`, 20 best starts x ends, at most 30 tokens)
 is mapped back to context characters and scored with the official SQuAD v1.1 metric (0-100).
 
-Named dataset `xquad-en` (XQuAD English, 48 Wikipedia articles, 1190 questions; one file): split by
-article in file order, so questions about one paragraph never leak between splits.
-  train = articles 1-32, dev = articles 33-36 (the last 4 of the first 36: model selection never sees
-  the evaluation articles), test = articles 37-48 (265 questions).
-User files: `--data train.json --dev dev.json [--test test.json]`; without --dev the last 10%
-(`--dev-fraction`) of the training articles become dev. `--train-size N` keeps the first N training
-questions in file order; `--eval-size N` keeps the first N dev / test questions.
+The data (`data/qa_bundle.py`): `xquad-en` split by article in file order (train = articles 1-32,
+dev = 33-36, test = 37-48, 265 questions), or the user's SQuAD files (`--data train.json --dev dev.json
+[--test test.json]`).
 
 Frozen features (`features`): every layer's state at every token of each window, cached once
 (`extract.token_states`), feed a small span reader (`strategies/reader.py`: learned layer weights,
@@ -26,19 +22,13 @@ embedded texts).
 
 from __future__ import annotations
 
-import hashlib
-import json
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from ...data.named import DATASETS, get_dataset, locate
-from ...data.squad import SQUAD_HINT, _answer, _load_json, _need, read_squad, split_by_article
-from ...errors import TunebenchError
+from ...data.qa_bundle import load_qa_data, read_questions
 from ...extract import layer_stack
 from ..base import TASKS, Encoded, Task
 from .reader import ReaderEstimator, StateBatches, TokenStates
@@ -48,163 +38,6 @@ STRIDE = 128  # context tokens shared by consecutive windows (clamped for short 
 N_BEST = 20  # best starts x best ends tried per window
 MAX_ANSWER_LENGTH = 30  # tokens
 MASKED = -1e4  # start/end logit of padding: never chosen, ~0 probability (fits bf16)
-XQUAD_TRAIN_ARTICLES = 36  # xquad-en: the first 36 articles train (+ dev), the last 12 test
-XQUAD_DEV_ARTICLES = 4  # the last 4 of those 36 are dev
-
-
-@dataclass
-class QASplit:
-    """SQuAD examples (one dict per question, `data.squad.read_squad` keys), in file order."""
-
-    examples: list[dict[str, Any]]
-    source: str = ""
-
-    def __len__(self) -> int:
-        return len(self.examples)
-
-    @property
-    def articles(self) -> int:
-        return len({ex["article"] for ex in self.examples})
-
-    @property
-    def answered(self) -> bool:
-        return all(ex.get("answers") for ex in self.examples)
-
-    def head(self, n: int) -> QASplit:
-        return QASplit(self.examples[:n], self.source)
-
-
-@dataclass
-class QABundle:
-    name: str
-    train: QASplit
-    dev: QASplit
-    test: QASplit | None
-    label_names: list[str]
-    regression: bool = False
-    note: str = ""  # how the splits were made
-
-    def fingerprint(self) -> str:
-        h = hashlib.sha256(json.dumps(self.label_names).encode())
-        for name in ("train", "dev", "test"):
-            s = getattr(self, name)
-            rows = (
-                None
-                if s is None
-                else [[ex["id"], ex["question"], ex["context"], ex["answers"]] for ex in s.examples]
-            )
-            h.update(json.dumps([name, rows]).encode())
-        return h.hexdigest()[:16]
-
-    def describe(self) -> str:
-        parts = [
-            f"{n} {len(s)} questions ({s.articles} articles)"
-            for n in ("train", "dev", "test")
-            if (s := getattr(self, n)) is not None
-        ]
-        return f"{self.name}: " + " · ".join(parts) + (f" · {self.note}" if self.note else "")
-
-
-# -------------------------------------------------------------------------------------------- data
-
-
-def read_questions(path, allow_unanswered: bool = False) -> QASplit:
-    """A SQuAD v1.1 file as a split; with `allow_unanswered` (prediction) questions may have no answers."""
-    if not allow_unanswered:
-        return QASplit(read_squad(path), str(path))
-    return QASplit(_read_unanswered(path), str(path))
-
-
-def _read_unanswered(path) -> list[dict[str, Any]]:
-    """read_squad's checks, except that `answers` may be missing or empty (questions to predict)."""
-    root = _load_json(path)
-    if not isinstance(root, dict) or not isinstance(root.get("data"), list):
-        raise TunebenchError(f"{path}: no top-level 'data' list; {SQUAD_HINT}")
-    examples, seen = [], set()
-    for a, article in enumerate(root["data"]):
-        title = article.get("title", "") if isinstance(article, dict) else ""
-        for p, paragraph in enumerate(_need(path, f"article {a}", article, "paragraphs", list)):
-            where = f"article {a} paragraph {p}"
-            context = _need(path, where, paragraph, "context", str)
-            for q, qa in enumerate(_need(path, where, paragraph, "qas", list)):
-                qid = _need(path, f"{where} question {q}", qa, "id", str)
-                qwhere = f"article {a} question id {qid!r}"
-                if qid in seen:
-                    raise TunebenchError(f"{path}: {qwhere} appears twice; ids must be unique")
-                seen.add(qid)
-                answers = qa.get("answers") if isinstance(qa, dict) else None
-                examples.append(
-                    {
-                        "id": qid,
-                        "title": str(title),
-                        "article": a,
-                        "context": context,
-                        "question": _need(path, qwhere, qa, "question", str),
-                        "answers": [_answer(path, qwhere, context, x) for x in answers or []],
-                    }
-                )
-    return examples
-
-
-def _split_off_last(split: QASplit, n_articles: int) -> tuple[QASplit, QASplit]:
-    """(first articles, last `n_articles` articles) of a split, in file order."""
-    first, last = split_by_article(split.examples, split.articles - n_articles)
-    return QASplit(first, split.source), QASplit(last, split.source)
-
-
-def load_qa_data(cfg) -> QABundle:
-    """Named dataset (xquad-en) or SQuAD JSON files -> train / dev / test question splits."""
-    note = ""
-    if cfg.data in DATASETS and not Path(cfg.data).is_file():
-        ds = get_dataset(cfg.data)
-        if ds.task != "question-answering":
-            raise TunebenchError(
-                f"dataset '{cfg.data}' is for {ds.task}, not question-answering; pass --task {ds.task}"
-            )
-        name = ds.name
-        full = read_questions(locate(ds, cfg.data_dir)["train"])
-        if full.articles <= XQUAD_TRAIN_ARTICLES:
-            raise TunebenchError(f"{full.source}: {full.articles} articles; expected 48 (XQuAD)")
-        first, test = _split_off_last(full, full.articles - XQUAD_TRAIN_ARTICLES)
-        train, dev = _split_off_last(first, XQUAD_DEV_ARTICLES)
-        note = (
-            f"split by article in file order: train = articles 1-{XQUAD_TRAIN_ARTICLES - XQUAD_DEV_ARTICLES}, "
-            f"dev = articles {XQUAD_TRAIN_ARTICLES - XQUAD_DEV_ARTICLES + 1}-{XQUAD_TRAIN_ARTICLES}, "
-            f"test = articles {XQUAD_TRAIN_ARTICLES + 1}-{full.articles}"
-        )
-        if cfg.dev:  # a user's dev file replaces the 4 dev articles, which go back to train
-            train, dev = first, read_questions(cfg.dev)
-        if cfg.test:
-            test = read_questions(cfg.test)
-    else:
-        name = Path(cfg.data).name.split(".")[0]
-        train = read_questions(cfg.data)
-        dev = read_questions(cfg.dev) if cfg.dev else None
-        test = read_questions(cfg.test) if cfg.test else None
-        if cfg.test_fraction:
-            raise TunebenchError(
-                "--test-fraction: question answering does not split a test set off train; give --test FILE"
-            )
-        if dev is None:
-            if cfg.dev_fraction <= 0 or train.articles < 2:
-                raise TunebenchError(
-                    f"{train.source}: no dev set and {train.articles} article(s) to split one off by article; "
-                    "give --dev FILE"
-                )
-            n_dev = min(max(1, round(cfg.dev_fraction * train.articles)), train.articles - 1)
-            train, dev = _split_off_last(train, n_dev)
-            note = f"dev = the last {n_dev} training articles"
-    if cfg.train_size is not None:
-        if cfg.train_size > len(train):
-            raise TunebenchError(
-                f"train_size {cfg.train_size} is larger than the {len(train)} training questions in "
-                f"{train.source}; lower --train-size or drop it"
-            )
-        train = train.head(cfg.train_size)
-    if cfg.eval_size is not None:
-        dev = dev.head(cfg.eval_size)
-        test = None if test is None else test.head(cfg.eval_size)
-    return QABundle(name, train, dev, test, ["start", "end"], note=note)
 
 
 # -------------------------------------------------------------------------------------------- model

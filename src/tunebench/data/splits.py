@@ -1,0 +1,68 @@
+"""Seeded selection of rows, the same for every task: split a dev / test set off train, subsample
+train (`--train-size`), cap an evaluation split (`--eval-size`).
+
+With `labels` (class indices, or any strata such as quantile bins of a regression target) the
+selection is stratified by scikit-learn's `train_test_split`, and falls back to its unstratified split
+when a class is too small to stratify. Without labels (NER sentences have no single label) it is
+Python's `random` seeded with `seed`: a shuffle to split off, `random.sample` to subsample. Either
+way the indices come back sorted, so the rows keep their file order (the training loop shuffles), and
+the same seed always selects the same rows.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Hashable, Sequence
+from typing import Protocol, TypeVar
+
+from sklearn.model_selection import train_test_split
+
+
+class Subsettable(Protocol):
+    """A split: its length, and the split of the rows at some indices."""
+
+    def __len__(self) -> int: ...
+
+    def subset(self, idx: list[int]): ...
+
+
+S = TypeVar("S", bound=Subsettable)
+
+
+def split_indices(
+    size: int, n: int, seed: int, labels: Sequence[Hashable] | None = None
+) -> tuple[list[int], list[int]]:
+    """Indices (rest, taken) of `size` rows with len(taken) == n; stratified by `labels` when given."""
+    if labels is None:
+        order = list(range(size))
+        random.Random(seed).shuffle(order)
+        return sorted(order[n:]), sorted(order[:n])
+    idx = list(range(size))
+    try:
+        rest, taken = train_test_split(idx, test_size=n, stratify=labels, random_state=seed)
+    except ValueError:  # a class with 1 row, or fewer rows than classes: fall back to a plain split
+        rest, taken = train_test_split(idx, test_size=n, random_state=seed)
+    return sorted(rest), sorted(taken)
+
+
+def sample_indices(size: int, n: int, seed: int, labels: Sequence[Hashable] | None = None) -> list[int]:
+    """`n` of `size` row indices, sorted; stratified by `labels` when given."""
+    if labels is None:
+        return sorted(random.Random(seed).sample(range(size), n))
+    return split_indices(size, n, seed, labels)[1]
+
+
+def split_off(split: S, n: int, seed: int, labels: Sequence[Hashable] | None = None) -> tuple[S, S]:
+    """(the rest, `n` rows taken out of `split`): a dev or test set carved off train."""
+    rest, taken = split_indices(len(split), n, seed, labels)
+    return split.subset(rest), split.subset(taken)
+
+
+def subsample(split: S, n: int, seed: int, labels: Sequence[Hashable] | None = None) -> S:
+    """`n` rows of `split` (n <= len(split))."""
+    return split.subset(sample_indices(len(split), n, seed, labels))
+
+
+def cap(split: S, n: int, seed: int, labels: Sequence[Hashable] | None = None) -> S:
+    """At most `n` rows of `split`: itself when it is no longer, else a seeded subsample."""
+    return split if len(split) <= n else subsample(split, n, seed, labels)
