@@ -218,7 +218,7 @@ def test_train_transform_flips_about_half_the_time():
 
 @pytest.fixture(scope="module")
 def lite0():
-    from tunebench.vision import load_image_backbone
+    from tunebench.backbones.vision import load_image_backbone
 
     return load_image_backbone("efficientnet-lite0")
 
@@ -243,7 +243,7 @@ def test_lite0_blocks_cover_every_parameter_once(lite0):
 
 @needs_lite0
 def test_lite0_fresh_model_has_packaged_weights_and_is_independent(lite0):
-    from tunebench.vision import load_lite0_state
+    from tunebench.backbones.vision import load_lite0_state
 
     packaged = {k: v for k, v in load_lite0_state().items() if not k.startswith("_fc.")}
     fresh = lite0.fresh_model()
@@ -271,7 +271,7 @@ def test_lite0_random_model_is_seeded_and_leaves_global_rng_alone(lite0):
 def test_unknown_and_unavailable_backbones_are_one_line_errors(monkeypatch):
     import sys
 
-    from tunebench.vision import load_image_backbone
+    from tunebench.backbones.vision import load_image_backbone
 
     cases = [
         ("resnet-9000", "unknown image backbone", None),
@@ -316,7 +316,7 @@ def test_real_cifar_subset_counts():
 @pytest.mark.skipif(not HYMENOPTERA.is_file(), reason="shared hymenoptera_data.zip missing")
 def test_real_images_get_imagenet_ant_and_bee_labels(lite0):
     """Proves the preprocessing: with ImageNet mean/std instead of Lite0's, ants drop to 2/8."""
-    from tunebench.vision import load_lite0_state
+    from tunebench.backbones.vision import load_lite0_state
 
     state = load_lite0_state()
     data = load_image_folder(HYMENOPTERA)

@@ -1,9 +1,10 @@
 """Image classification: an ImageFolder (directory or .zip) -> a pre-trained CNN -> dropout -> linear.
 
-The data side is `data/image_bundle.py` (+ `data/images.py`: load-time checks of every file, PIL
-transforms), the model side `vision.py` (EfficientNet-Lite0 by default, whose `model(images)` gives
-pooled (B, D) features), adapted to what the runner, the training loop and the strategies expect of a
-backbone in `model.py`; batches and frozen features in `batches.py`.
+The data side is `data/image_bundle.py` (load-time checks of every file in `data/images.py`, PIL
+transforms in `data/image_transforms.py`), the model side `backbones/vision.py` (EfficientNet-Lite0 by
+default, whose `model(images)` gives pooled (B, D) features) adapted to what the runner, the training
+loop and the strategies expect of a backbone in `backbones/image.py`; batches and frozen features in
+`batches.py`.
 
 Batch norm: a pre-trained backbone keeps its BN layers in inference mode while fine-tuning (running
 statistics fixed, as the Keras transfer-learning guide recommends for small data). That keeps
@@ -18,12 +19,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from ...backbones.image import load_image_model
 from ...data.image_bundle import ImageBundle, ImageItems, load_images, read_image_inputs
 from ...errors import TunebenchError
 from ..base import TASKS, Encoded, Task
 from ..text_classification.task import TextClassification
 from .batches import ImageBatches, image_features
-from .model import load_image_model
 
 
 class ImageHead(nn.Module):

@@ -12,10 +12,10 @@ import torch
 from PIL import Image
 from torch import nn
 
+from ...backbones.image import register_image_backbone
+from ...backbones.vision import ImageBackbone, generic_blocks
 from ...data import DataConfig
 from ...testing import Tiny
-from ...vision import ImageBackbone, generic_blocks
-from .model import register_image_backbone
 
 TINY_CNN = "tiny-cnn-test"
 COLORS = {"red": (200, 40, 40), "blue": (40, 40, 200)}

