@@ -23,7 +23,7 @@ from torch import nn
 from ...training.config import TrainConfig
 from ...training.loop import fit, predict_logits
 from ...training.optim import decay_groups
-from ..token_classification.tagger import SequenceBatches, WordSequences, standardizer
+from ..token_classification.tagger import SequenceBatches, TorchEstimator, WordSequences, standardizer
 
 MASKED = -1e4  # logit of a token that cannot start or end the answer (fits bf16)
 
@@ -162,10 +162,15 @@ def load_reader(arrays: dict[str, np.ndarray]) -> SpanReader:
     return model.eval()
 
 
-class ReaderEstimator:
-    """The span reader as a scikit-learn-style estimator over TokenStates: `fit` returns self, the trained
-    model is `model_`; `hidden` 0 is the linear start/end layer on the (learned) layer mix. `loss` is the
-    task's span loss."""
+class ReaderEstimator(TorchEstimator):
+    """The span reader over TokenStates; `hidden` 0 is the linear start/end layer on the (learned) layer
+    mix. `loss` is the task's span loss."""
+
+    _logits, _state, _load = (
+        staticmethod(reader_logits),
+        staticmethod(reader_state),
+        staticmethod(load_reader),
+    )
 
     def __init__(self, hidden: int, lr: float, epochs: int, loss, seed: int = 0, device: str = "cpu"):
         self.hidden = hidden
@@ -175,9 +180,8 @@ class ReaderEstimator:
         self.seed = seed
         self.device = device
 
-    def fit(self, X: TokenStates, y, X_dev: TokenStates, y_dev, score) -> ReaderEstimator:
-        """`score(per-window dev outputs) -> float` picks the best epoch."""
-        self.model_ = train_reader(
+    def _train(self, X, y, X_dev, y_dev, score):
+        return train_reader(
             X,
             y,
             X_dev,
@@ -190,19 +194,3 @@ class ReaderEstimator:
             epochs=self.epochs,
             device=self.device,
         )
-        self.C_ = 0.0
-        return self
-
-    def decision_function(self, X: TokenStates) -> list[np.ndarray]:
-        return reader_logits(self.model_, X)
-
-    @property
-    def n_trainable_(self) -> int:
-        return sum(p.numel() for p in self.model_.parameters())
-
-    def state(self) -> dict[str, np.ndarray]:
-        return reader_state(self.model_)
-
-    def load_state(self, arrays: dict[str, np.ndarray], C: float = 0.0) -> ReaderEstimator:
-        self.model_, self.C_ = load_reader(arrays), C
-        return self

@@ -79,20 +79,24 @@ def _tokenizer(backbone_or_tokenizer):
     return getattr(backbone_or_tokenizer, "tokenizer", backbone_or_tokenizer)
 
 
-@TASKS.register("text-classification")
-class TextClassification(Task):
-    primary_metric = "accuracy"
-    layer_probe = "sentence"
-    summary = "label for a text (or a text pair): sentiment, topic, intent, NLI"
-
-    def load(self, cfg):
-        return load_text_classification(cfg)
+class TextPairs:
+    """Text tasks whose data may hold pairs: they offer "text-pairs" then, and the two texts' embeddings."""
 
     def capabilities_of(self, bundle=None) -> frozenset[str]:
         return self.capabilities | ({"text-pairs"} if has_pairs(bundle) else set())
 
     def frozen_pairs(self, source, split, pooling: str, layers: str) -> tuple[np.ndarray, np.ndarray]:
         return pair_embeddings(source, split, pooling, layers)
+
+
+@TASKS.register("text-classification")
+class TextClassification(TextPairs, Task):
+    primary_metric = "accuracy"
+    layer_probe = "sentence"
+    summary = "label for a text (or a text pair): sentiment, topic, intent, NLI"
+
+    def load(self, cfg):
+        return load_text_classification(cfg)
 
     def build_head(self, hidden_size: int, num_labels: int, pooling: str, dropout: float) -> nn.Module:
         return ClassificationHead(hidden_size, num_labels, pooling, dropout)

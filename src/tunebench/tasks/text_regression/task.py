@@ -15,7 +15,7 @@ from torch import nn
 
 from ...data import load_text_regression
 from ..base import TASKS, Encoded, Task, pool_groups
-from ..text_classification.task import ClassificationHead, _tokenizer, has_pairs, pair_embeddings, tokenize
+from ..text_classification.task import ClassificationHead, TextPairs, _tokenizer, tokenize
 
 
 def pearson(x: np.ndarray, y: np.ndarray) -> float:
@@ -43,7 +43,7 @@ def spearman(x: np.ndarray, y: np.ndarray) -> float:
 
 
 @TASKS.register("text-regression")
-class TextRegression(Task):
+class TextRegression(TextPairs, Task):
     primary_metric = "spearman"
     layer_probe = "sentence"
     summary = "a number for a text or text pair: semantic similarity (STS-B), ratings"
@@ -51,12 +51,6 @@ class TextRegression(Task):
 
     def load(self, cfg):
         return load_text_regression(cfg)
-
-    def capabilities_of(self, bundle=None) -> frozenset[str]:
-        return self.capabilities | ({"text-pairs"} if has_pairs(bundle) else set())
-
-    def frozen_pairs(self, source, split, pooling: str, layers: str) -> tuple[np.ndarray, np.ndarray]:
-        return pair_embeddings(source, split, pooling, layers)
 
     def num_outputs(self, bundle) -> int:
         return 1

@@ -191,9 +191,43 @@ def load_tagger(arrays: dict[str, np.ndarray]) -> Tagger:
     return model.eval()
 
 
-class TaggerEstimator:
-    """The tagger as a scikit-learn-style estimator over WordSequences: `fit` returns self, the trained
-    model is `model_`; `lstm_hidden` 0 is a linear layer on the (learned) layer mix."""
+class TorchEstimator:
+    """A frozen-feature torch model (the tagger, the QA reader) as a scikit-learn-style estimator: `fit`
+    trains `model_` with the one loop and returns self. Subclasses name their functions."""
+
+    _logits = _state = _load = None  # staticmethods: (model, X) -> logits, model -> arrays, arrays -> model
+
+    def _train(self, X, y, X_dev, y_dev, score):
+        raise NotImplementedError
+
+    def fit(self, X, y, X_dev, y_dev, score):
+        """`score(dev outputs) -> float` picks the best epoch."""
+        self.model_, self.C_ = self._train(X, y, X_dev, y_dev, score), 0.0
+        return self
+
+    def decision_function(self, X):
+        return self._logits(self.model_, X)
+
+    @property
+    def n_trainable_(self) -> int:
+        return sum(p.numel() for p in self.model_.parameters())
+
+    def state(self) -> dict[str, np.ndarray]:
+        return self._state(self.model_)
+
+    def load_state(self, arrays: dict[str, np.ndarray], C: float = 0.0):
+        self.model_, self.C_ = self._load(arrays), C
+        return self
+
+
+class TaggerEstimator(TorchEstimator):
+    """The tagger over WordSequences; `lstm_hidden` 0 is a linear layer on the (learned) layer mix."""
+
+    _logits, _state, _load = (
+        staticmethod(tagger_logits),
+        staticmethod(tagger_state),
+        staticmethod(load_tagger),
+    )
 
     def __init__(self, lstm_hidden: int, lr: float, epochs: int, n_classes: int, seed: int = 0, device="cpu"):
         self.lstm_hidden = lstm_hidden
@@ -203,9 +237,8 @@ class TaggerEstimator:
         self.seed = seed
         self.device = device
 
-    def fit(self, X: WordSequences, y, X_dev: WordSequences, y_dev, score) -> TaggerEstimator:
-        """`score(flat dev logits) -> float` picks the best epoch."""
-        self.model_ = train_tagger(
+    def _train(self, X, y, X_dev, y_dev, score):
+        return train_tagger(
             X,
             y,
             X_dev,
@@ -218,19 +251,3 @@ class TaggerEstimator:
             epochs=self.epochs,
             device=self.device,
         )
-        self.C_ = 0.0
-        return self
-
-    def decision_function(self, X: WordSequences) -> np.ndarray:
-        return tagger_logits(self.model_, X)
-
-    @property
-    def n_trainable_(self) -> int:
-        return sum(p.numel() for p in self.model_.parameters())
-
-    def state(self) -> dict[str, np.ndarray]:
-        return tagger_state(self.model_)
-
-    def load_state(self, arrays: dict[str, np.ndarray], C: float = 0.0) -> TaggerEstimator:
-        self.model_, self.C_ = load_tagger(arrays), C
-        return self
