@@ -19,7 +19,7 @@ from .image_bytes import is_readable_image, read_bytes
 from .images import list_entries, load_image_folder
 from .named import DATASETS, dataset_names, get_dataset, locate
 from .readers import describe_path
-from .splits import cap, split_off, subsample
+from .splits import cap, check_train_size, split_off, subsample
 
 log = logging.getLogger("tunebench")
 
@@ -169,12 +169,8 @@ def load_images(cfg) -> ImageBundle:
             )
         train, dev = _split_off(train, cfg.dev_fraction, "dev", data.source, cfg.seed)
     if cfg.train_size is not None and cfg.train_size != len(train):
-        if cfg.train_size > len(train):
-            after = " after taking out dev/test" if len(train) < n_total else ""
-            raise TunebenchError(
-                f"train_size {cfg.train_size} is larger than the {len(train)} train images available in "
-                f"{data.source}{after}; lower --train-size or drop it"
-            )
+        after = " after taking out dev/test" if len(train) < n_total else ""
+        check_train_size(cfg.train_size, len(train), "train images available", data.source, after)
         train = subsample(train, cfg.train_size, cfg.seed, train.labels.tolist())
         if len(set(train.labels.tolist())) < 2:
             raise TunebenchError(

@@ -18,6 +18,7 @@ from typing import Any
 
 from ..errors import TunebenchError
 from .named import DATASETS, get_dataset, locate
+from .splits import check_train_size
 from .squad import read_squad, read_squad_unanswered, split_by_article
 
 XQUAD_TRAIN_ARTICLES = 36  # xquad-en: the first 36 articles train (+ dev), the last 12 test
@@ -133,11 +134,7 @@ def load_qa_data(cfg) -> QABundle:
             train, dev = _split_off_last(train, n_dev)
             note = f"dev = the last {n_dev} training articles"
     if cfg.train_size is not None:
-        if cfg.train_size > len(train):
-            raise TunebenchError(
-                f"train_size {cfg.train_size} is larger than the {len(train)} training questions in "
-                f"{train.source}; lower --train-size or drop it"
-            )
+        check_train_size(cfg.train_size, len(train), "training questions", train.source)
         train = train.head(cfg.train_size)
     if cfg.eval_size is not None:
         dev = dev.head(cfg.eval_size)

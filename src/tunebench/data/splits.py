@@ -17,6 +17,8 @@ from typing import Protocol, TypeVar
 
 from sklearn.model_selection import train_test_split
 
+from ..errors import TunebenchError
+
 
 class Subsettable(Protocol):
     """A split: its length, and the split of the rows at some indices."""
@@ -66,3 +68,12 @@ def subsample(split: S, n: int, seed: int, labels: Sequence[Hashable] | None = N
 def cap(split: S, n: int, seed: int, labels: Sequence[Hashable] | None = None) -> S:
     """At most `n` rows of `split`: itself when it is no longer, else a seeded subsample."""
     return split if len(split) <= n else subsample(split, n, seed, labels)
+
+
+def check_train_size(n: int, available: int, what: str, source: str, after: str = "") -> None:
+    """One line when --train-size asks for more training rows than there are (`what`: "train rows
+    available", "training sentences", ...; `after`: why there are fewer, e.g. dev/test taken out)."""
+    if n > available:
+        raise TunebenchError(
+            f"train_size {n} is larger than the {available} {what} in {source}{after}; lower --train-size or drop it"
+        )

@@ -8,7 +8,7 @@ import re
 from ..errors import TunebenchError
 from .config import DataConfig
 from .readers import Table
-from .splits import cap, subsample
+from .splits import cap, check_train_size, subsample
 from .text import DataBundle, TextSplit, carve_dev_test
 from .text_sources import LABEL_COLUMNS, TEXT_COLUMNS, pick_column, resolve_sources, text_values
 
@@ -38,12 +38,8 @@ def load_text_classification(cfg: DataConfig) -> DataBundle:
     n_total = len(train)
     train, dev, test = carve_dev_test(train, dev, test, cfg)
     if cfg.train_size is not None and cfg.train_size != len(train):
-        if cfg.train_size > len(train):
-            after = " after taking out dev/test" if len(train) < n_total else ""
-            raise TunebenchError(
-                f"train_size {cfg.train_size} is larger than the {len(train)} train rows available "
-                f"in {train.source}{after}; lower --train-size or drop it"
-            )
+        after = " after taking out dev/test" if len(train) < n_total else ""
+        check_train_size(cfg.train_size, len(train), "train rows available", train.source, after)
         train = subsample(train, cfg.train_size, cfg.seed, train.labels)
         present = sorted(set(train.labels))
         if len(present) < 2:

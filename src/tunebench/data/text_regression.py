@@ -8,7 +8,7 @@ import numpy as np
 from ..errors import TunebenchError
 from .config import DataConfig
 from .readers import Table
-from .splits import cap, subsample
+from .splits import cap, check_train_size, subsample
 from .text import DataBundle, TextSplit, carve_dev_test
 from .text_sources import LABEL_COLUMNS, TEXT_COLUMNS, pick_column, resolve_sources, text_values
 
@@ -45,11 +45,7 @@ def load_text_regression(cfg: DataConfig) -> DataBundle:
     train, dev, test = split(src.train), split(src.dev), split(src.test)
     train, dev, test = carve_dev_test(train, dev, test, cfg)
     if cfg.train_size is not None and cfg.train_size != len(train):
-        if cfg.train_size > len(train):
-            raise TunebenchError(
-                f"train_size {cfg.train_size} is larger than the {len(train)} train rows available "
-                f"in {train.source}; lower --train-size or drop it"
-            )
+        check_train_size(cfg.train_size, len(train), "train rows available", train.source)
         train = subsample(train, cfg.train_size, cfg.seed, _bins(train.labels))
     if cfg.eval_size is not None:
         dev = _cap_numbers(dev, cfg.eval_size, cfg.seed)

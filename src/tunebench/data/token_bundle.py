@@ -11,7 +11,7 @@ from pathlib import Path
 from ..errors import TunebenchError
 from .conll import label_list, read_token_file, to_iob2
 from .named import DATASETS, get_dataset, locate
-from .splits import cap, split_off, subsample
+from .splits import cap, check_train_size, split_off, subsample
 
 
 @dataclass
@@ -93,11 +93,8 @@ def load_token_data(cfg) -> TokenBundle:
         train, dev = split_off(train, n_dev, cfg.seed)
     if cfg.train_size is not None and cfg.train_size < len(train):
         train = subsample(train, cfg.train_size, cfg.seed)
-    elif cfg.train_size is not None and cfg.train_size > len(train):
-        raise TunebenchError(
-            f"train_size {cfg.train_size} is larger than the {len(train)} training sentences in {train.source}; "
-            "lower --train-size or drop it"
-        )
+    elif cfg.train_size is not None:
+        check_train_size(cfg.train_size, len(train), "training sentences", train.source)
     if cfg.eval_size is not None:
         dev = cap(dev, cfg.eval_size, cfg.seed)
         test = None if test is None else cap(test, cfg.eval_size, cfg.seed)
