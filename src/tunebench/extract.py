@@ -16,10 +16,13 @@ import torch
 from safetensors.numpy import load_file, save_file
 
 from .backbones import pool
+from .backbones.prefix import bottom_states
 from .errors import TunebenchError
 from .progress import bar
 from .training.batching import TokenBatches
 from .training.loop import autocast, resolve_device
+
+PREFIX_FP32_LIMIT = 2 * 2**30  # bytes: larger frozen-prefix caches are stored in float16
 
 LAYER_CHOICES = ("last", "second-last", "mean-of-last-4", "concat-last-4", "mean-of-all", "embeddings")
 
@@ -120,6 +123,46 @@ class FrozenSource:
         of a window; `name` keeps the two apart in the cache."""
         key = cache_key(f"{self.model_ref}|{name}", rows, self.max_length)
         return self.cached(key, lambda: self._token_states(rows, name, pick))
+
+    def prefix(self, rows: list[dict], depth: int) -> tuple[np.ndarray, np.ndarray]:
+        """Hidden states after the embeddings and the first `depth` blocks at every token of `rows`:
+        ((sum of row lengths, H), rows end to end; offsets (N + 1,)). Memory-mapped from
+        `<out>/cache/prefix/` (computed once per model, depth and inputs; float32 up to 2 GiB, else
+        float16), so last-k runs its frozen blocks once per compare instead of every step."""
+        bb = self.backbone
+        lengths = np.asarray([len(r["input_ids"]) for r in rows], dtype=np.int64)
+        offsets = np.concatenate([[0], np.cumsum(lengths)])
+        key = cache_key(f"{self.model_ref}|prefix-{depth}", rows, self.max_length)
+        path = self.root.parent / "prefix" / f"{key}.npy" if self.root else None
+        if path is not None and path.is_file():
+            return np.load(path, mmap_mode="r"), offsets
+        shape = (int(offsets[-1]), bb.hidden_size)
+        dtype = np.float32 if shape[0] * shape[1] * 4 <= PREFIX_FP32_LIMIT else np.float16
+        t0 = time.perf_counter()
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp.npy")
+            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=shape)
+        else:
+            out = np.zeros(shape, dtype=dtype)
+        dev = resolve_device(self.device)
+        model = bb.model.to(dev).eval()
+        data = TokenBatches(rows, None, bb.tokenizer.pad_token_id or 0)
+        with torch.no_grad(), bar(f"frozen blocks 1-{depth}", -(-len(rows) // self.batch_size)) as advance:
+            for idx, batch in data.eval_batches(self.batch_size):
+                with autocast(dev, self.precision):
+                    hidden = bottom_states(model, {k: v.to(dev) for k, v in batch.items()}, depth)
+                hidden = hidden.float().cpu().numpy()
+                for j, i in enumerate(idx):
+                    out[offsets[i] : offsets[i + 1]] = hidden[j, : lengths[i]]
+                advance(1)
+        self.seconds += time.perf_counter() - t0
+        if path is None:
+            return out, offsets
+        out.flush()
+        del out
+        tmp.replace(path)  # atomic: an interrupted extraction never leaves a partial cache entry
+        return np.load(path, mmap_mode="r"), offsets
 
     @torch.no_grad()
     def _token_states(self, rows: list[dict], name: str, pick) -> np.ndarray:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .backbones import embeddings_module, encoder_layers
+
 
 class TaskModel(nn.Module):
     """backbone(input_ids, ...) -> hidden states (B, T, H) -> head -> logits; for images
@@ -14,6 +16,17 @@ class TaskModel(nn.Module):
         super().__init__()
         self.backbone = backbone
         self.head = head
+        # embeddings + this many bottom blocks stay frozen for the whole run (last-k: L - k): they stay
+        # in eval mode while the rest trains, so they compute what the frozen-prefix cache holds
+        self.frozen_depth = 0
+
+    def train(self, mode: bool = True) -> TaskModel:
+        super().train(mode)
+        if mode and self.frozen_depth:
+            embeddings_module(self.backbone).eval()
+            for block in encoder_layers(self.backbone)[: self.frozen_depth]:
+                block.eval()
+        return self
 
     def forward(
         self,
@@ -41,6 +54,19 @@ class HeadOnFeatures(nn.Module):
     def forward(self, features: torch.Tensor, **window) -> torch.Tensor:  # (B, H) -> (B, C)
         """`window`: what sequence heads also need (QA: attention_mask, segments of cached windows)."""
         return self.head.from_pooled(features, **window)
+
+
+class PrefixModel(nn.Module):
+    """The trainable top of a TaskModel on cached hidden states of its frozen bottom blocks
+    (backbones/prefix.py): `top` and `head` are the TaskModel's own modules, so training this trains it."""
+
+    def __init__(self, top: nn.Module, head: nn.Module):
+        super().__init__()
+        self.top = top
+        self.head = head
+
+    def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.head(self.top(hidden_states, attention_mask), attention_mask)
 
 
 def count_parameters(model: nn.Module) -> tuple[int, int]:

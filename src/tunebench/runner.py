@@ -7,6 +7,7 @@ an `extract.FrozenSource`) and hands it over; strategies and tasks never see the
 from __future__ import annotations
 
 import json
+import logging
 import platform
 import random
 import shutil
@@ -24,13 +25,17 @@ from safetensors.numpy import save_file as save_np
 
 from ._version import __version__
 from .artifacts import MANIFEST, dir_size
+from .backbones.prefix import split_encoder
 from .errors import TunebenchError
 from .extract import FrozenSource
 from .measure import PeakMemory
-from .model import HeadOnFeatures, TaskModel, count_parameters
+from .model import HeadOnFeatures, PrefixModel, TaskModel, count_parameters
 from .strategies.base import Strategy
+from .training.batching import StateBatches, TokenBatches, pad_rows
 from .training.config import TrainConfig
 from .training.loop import Diverged, fit, predict_logits, resolve_device
+
+log = logging.getLogger("tunebench")
 
 
 @dataclass
@@ -255,7 +260,28 @@ def build_model(inputs: RunInputs, strategy: Strategy, cfg: TrainConfig, seed: i
         backbone.hidden_size, task.num_outputs(inputs.bundle), backbone.pooling, cfg.dropout
     )
     module = backbone.random_model(seed) if strategy.from_scratch else backbone.fresh_model()
-    return strategy.prepare(TaskModel(module, head))
+    model = strategy.prepare(TaskModel(module, head))
+    model.frozen_depth = strategy.frozen_blocks(model)
+    return model
+
+
+def prefix_model(inputs: RunInputs, model: TaskModel, source: FrozenSource):
+    """`model`'s trainable top on cached hidden states of its frozen bottom blocks, with the batches it
+    reads per split; None when there is no frozen prefix or this architecture cannot be cut there."""
+    depth, task = model.frozen_depth, inputs.task
+    tokens = {s: task.batches(inputs.enc[s], inputs.backbone) for s in inputs.splits}
+    if not depth or not all(isinstance(t, TokenBatches) for t in tokens.values()):
+        return None
+    rows = sorted(inputs.enc["train"].rows[:64], key=lambda r: len(r["input_ids"]))
+    probe = pad_rows([rows[0], rows[-1]], inputs.backbone.tokenizer.pad_token_id or 0)
+    top = split_encoder(model.backbone, depth, probe)
+    if top is None:
+        log.info(
+            "  %s cannot be cut after block %d: the frozen blocks run every step", inputs.backbone.name, depth
+        )
+        return None
+    data = {s: StateBatches(*source.prefix(inputs.enc[s].rows, depth), t) for s, t in tokens.items()}
+    return PrefixModel(top, model.head), data
 
 
 def _run_gradient(inputs: RunInputs, strategy, cfg: TrainConfig, seed: int, run_dir: Path, hooks) -> dict:
@@ -272,6 +298,8 @@ def _run_gradient(inputs: RunInputs, strategy, cfg: TrainConfig, seed: int, run_
             )
             for s in inputs.splits
         }
+    elif (cut := prefix_model(inputs, full_model, source)) is not None:  # last-k: frozen blocks once
+        model, data = cut
     else:
         model = full_model
         data = {s: task.batches(inputs.enc[s], inputs.backbone) for s in inputs.splits}
@@ -286,9 +314,15 @@ def _run_gradient(inputs: RunInputs, strategy, cfg: TrainConfig, seed: int, run_
         seed,
         strategy.epoch_hook(cfg),
         description=strategy.name,
+        evaluating=strategy.evaluating,
     )
     t0 = time.perf_counter()
-    logits = {s: predict_logits(model, data[s], cfg, device) for s in inputs.splits if s != "train"}
+    with strategy.evaluating(model):
+        logits = {  # dev: the best epoch's outputs, which the restored model would give again
+            s: result.best_outputs if s == "dev" else predict_logits(model, data[s], cfg, device)
+            for s in inputs.splits
+            if s != "train"
+        }
     eval_s = result.eval_seconds + time.perf_counter() - t0
     trainable, total = count_parameters(full_model)
     full_model.to("cpu")

@@ -3,6 +3,7 @@ which parameters train, at which learning rates, and an optional per-epoch hook.
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, ClassVar
@@ -57,12 +58,22 @@ class Strategy:
             raise NotImplementedError(f"{self.name}: declare trainable_formula(model) for the common tests")
         return n_params(model.head)
 
+    def frozen_blocks(self, model: nn.Module) -> int:
+        """How many bottom blocks (with the embeddings) `prepare` leaves frozen for the whole run. The
+        runner runs them once per compare and trains the rest on their cached output (last-k: L - k);
+        0: none, the whole model runs every step."""
+        return 0
+
     def param_groups(self, model: nn.Module, cfg: TrainConfig) -> list[dict]:
         return decay_groups(model.named_parameters(), cfg.lr, cfg.weight_decay)
 
     def on_epoch_start(self, model: nn.Module, epoch: int, cfg: TrainConfig) -> list[dict] | None:
         """Return new param groups to rebuild the optimiser, or None to keep it."""
         return None
+
+    def evaluating(self, model: nn.Module) -> AbstractContextManager:
+        """The context the model is evaluated in (LoRA: adapters merged into the weights); default none."""
+        return nullcontext()
 
     def epoch_hook(self, cfg: TrainConfig):
         """The callable the training loop runs at each epoch start, or None if the strategy has none."""

@@ -1,5 +1,7 @@
 from dataclasses import dataclass
 
+from ..backbones import encoder_layers
+from ..errors import TunebenchError
 from .base import STRATEGIES, Hints, Strategy
 
 
@@ -27,3 +29,10 @@ class Head(Strategy):
         }
     )
     uses_cached_features = True
+
+    def frozen_blocks(self, model) -> int:
+        """Token tasks train the head on every token's cached last hidden state."""
+        try:
+            return len(encoder_layers(model.backbone))
+        except TunebenchError:  # a backbone without a block stack: the plain path
+            return 0

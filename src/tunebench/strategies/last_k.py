@@ -37,5 +37,8 @@ class LastK(Strategy):
             unfreeze(layer)
         return model
 
+    def frozen_blocks(self, model) -> int:
+        return len(encoder_layers(model.backbone)) - self.k
+
     def trainable_formula(self, model) -> int:
         return n_params(*encoder_layers(model.backbone)[-self.k :], model.head)

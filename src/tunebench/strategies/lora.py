@@ -1,11 +1,18 @@
+from contextlib import contextmanager
 from dataclasses import dataclass
 
+import torch
 from peft import LoraConfig, get_peft_model
+from peft.tuners.lora import LoraLayer
 from torch import nn
 
 from ..errors import TunebenchError
 from .base import STRATEGIES, Hints, Strategy, n_params
 from .export import PeftExport
+
+
+def lora_layers(model: nn.Module) -> list[LoraLayer]:
+    return [m for m in model.modules() if isinstance(m, LoraLayer)]
 
 
 @STRATEGIES.register("lora")
@@ -83,4 +90,28 @@ class LoRA(PeftExport, Strategy):
             raise TunebenchError(
                 f"lora: {str(err).splitlines()[0]} (set --opt lora.targets=name1,name2)"
             ) from None
+        return model
+
+    @contextmanager
+    def evaluating(self, model):
+        """Evaluate with the adapters merged into the weights (one matmul per layer, as a merged export
+        predicts); afterwards the pre-trained weights are put back bit for bit, not un-merged by
+        subtraction, so training goes on from exactly where it was."""
+        layers = lora_layers(model)
+        saved = [m.get_base_layer().weight.detach().clone() for m in layers]
+        with torch.no_grad():
+            for m in layers:
+                m.merge()
+        try:
+            yield model
+        finally:
+            with torch.no_grad():
+                for m, weight in zip(layers, saved):
+                    m.unmerge()
+                    m.get_base_layer().weight.copy_(weight)
+
+    def load(self, out, model):
+        """The exported adapter merged into the backbone: prediction costs what the plain model's does."""
+        model = PeftExport.load(self, out, model)
+        model.backbone = model.backbone.merge_and_unload()
         return model

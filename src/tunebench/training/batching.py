@@ -71,10 +71,13 @@ class TokenBatches:
     def __len__(self) -> int:
         return len(self.rows)
 
+    def _inputs(self, idx: np.ndarray) -> dict[str, torch.Tensor]:
+        return pad_rows([self.rows[i] for i in idx], self.pad_id)
+
     def _batch(self, idx: np.ndarray) -> dict[str, torch.Tensor]:
-        batch = pad_rows([self.rows[i] for i in idx], self.pad_id)
+        batch = self._inputs(idx)
         if self.per_token:
-            labels = torch.full(batch["input_ids"].shape, IGNORE, dtype=torch.long)  # (B, T)
+            labels = torch.full(batch["attention_mask"].shape, IGNORE, dtype=torch.long)  # (B, T)
             for j, i in enumerate(idx):
                 labels[j, : len(self.labels[i])] = torch.as_tensor(np.asarray(self.labels[i]))
             batch["labels"] = labels
@@ -91,6 +94,27 @@ class TokenBatches:
         for i in range(0, len(order), batch_size):
             idx = order[i : i + batch_size]
             yield idx, self._batch(idx)
+
+
+class StateBatches(TokenBatches):
+    """The same rows, labels and batch order as `tokens`, with each row's cached hidden states after the
+    frozen bottom blocks (backbones/prefix.py) in place of its token ids: `states` is (sum of row
+    lengths, H), rows end to end, `offsets` (N + 1,) where each row starts."""
+
+    def __init__(self, states: np.ndarray, offsets: np.ndarray, tokens: TokenBatches, multiple: int = 8):
+        super().__init__(tokens.rows, None, tokens.pad_id)
+        self.per_token, self.labels = tokens.per_token, tokens.labels
+        self.states, self.offsets, self.multiple = states, offsets, multiple
+
+    def _inputs(self, idx: np.ndarray) -> dict[str, torch.Tensor]:
+        width = -(-max(self.lengths[i] for i in idx) // self.multiple) * self.multiple
+        hidden = torch.zeros((len(idx), width, self.states.shape[1]), dtype=torch.float32)
+        mask = torch.zeros((len(idx), width), dtype=torch.long)
+        for j, i in enumerate(idx):
+            a, b = self.offsets[i], self.offsets[i + 1]
+            hidden[j, : b - a] = torch.from_numpy(np.asarray(self.states[a:b], dtype=np.float32))
+            mask[j, : b - a] = 1
+        return {"hidden_states": hidden, "attention_mask": mask}
 
 
 class TensorBatches:

@@ -11,7 +11,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -39,6 +39,7 @@ class FitResult:
     eval_seconds: float = 0.0
     train_examples: int = 0
     steps: int = 0
+    best_outputs: object = None  # the dev outputs of the best epoch (what the restored model gives)
 
     @property
     def examples_per_second(self) -> float:
@@ -98,6 +99,7 @@ def fit(
     seed: int,
     on_epoch_start: Callable[[nn.Module, int], list[dict] | None] | None = None,
     description: str = "train",
+    evaluating: Callable[[nn.Module], AbstractContextManager] = lambda model: nullcontext(),
 ) -> FitResult:
     device = resolve_device(cfg.device)
     model.to(device)
@@ -137,6 +139,7 @@ def fit(
         t_epoch = time.perf_counter()
         model.train()
         t0, losses = time.perf_counter(), []
+        sync_each_step = device.type != "cuda"  # on a GPU the loss is read once per epoch: no host sync
         with bar(f"{description} epoch {epoch + 1}/{cfg.epochs}", steps_per_epoch) as advance:
             for batch in train.train_batches(cfg.batch_size, seed * 1000 + epoch):
                 batch = _to(batch, device)
@@ -144,7 +147,7 @@ def fit(
                 with autocast(device, cfg.precision):
                     logits = model(**batch)
                 loss = task.loss(logits, labels)
-                if not torch.isfinite(loss):
+                if sync_each_step and not torch.isfinite(loss):
                     raise Diverged(
                         f"loss became {loss.item()} at epoch {epoch + 1}, step {step + 1}: lower --lr"
                     )
@@ -156,16 +159,19 @@ def fit(
                 optimizer.step()
                 scheduler.step()
                 step += 1
-                losses.append(loss.item())
+                losses.append(loss.detach())
                 result.train_examples += len(labels)
                 advance(1)
-        if device.type == "cuda":
-            torch.cuda.synchronize()
+        epoch_loss = float(torch.stack(losses).float().mean()) if losses else float("nan")  # syncs
         result.train_seconds += time.perf_counter() - t0
+        if not math.isfinite(epoch_loss):
+            raise Diverged(f"loss became {epoch_loss} in epoch {epoch + 1}: lower --lr")
 
         # -- evaluate on dev; keep the best epoch's trainable weights
         t0 = time.perf_counter()
-        dev_metrics = evaluate(predict_logits(model, dev, cfg, device))
+        with evaluating(model):
+            dev_outputs = predict_logits(model, dev, cfg, device)
+        dev_metrics = evaluate(dev_outputs)
         result.eval_seconds += time.perf_counter() - t0
         score = dev_metrics[task.primary_metric]
         log.info(
@@ -173,7 +179,7 @@ def fit(
             description,
             epoch + 1,
             cfg.epochs,
-            float(np.mean(losses)),
+            epoch_loss,
             task.primary_metric,
             score,
             time.perf_counter() - t_epoch,
@@ -181,7 +187,7 @@ def fit(
         result.history.append(
             {
                 "epoch": epoch + 1,
-                "train_loss": float(np.mean(losses)),
+                "train_loss": epoch_loss,
                 "dev": dev_metrics,
                 "lr": scheduler.get_last_lr(),
             }
@@ -190,6 +196,8 @@ def fit(
             best_score, bad_epochs = score, 0
             result.best_epoch, result.best_dev = epoch + 1, dev_metrics
             best_state = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+            best_state.update({n: b.detach().clone() for n, b in model.named_buffers()})  # BatchNorm stats
+            result.best_outputs = dev_outputs
         else:
             bad_epochs += 1
             if bad_epochs >= cfg.patience:
@@ -197,7 +205,7 @@ def fit(
 
     # -- restore the best epoch (params unfrozen after it go back to their values before training)
     with torch.no_grad():
-        for n, p in model.named_parameters():
+        for n, p in [*model.named_parameters(), *model.named_buffers()]:
             if n in best_state:
                 p.copy_(best_state[n])
             elif n in before_training:
