@@ -12,6 +12,9 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before transformers / huggingface_hub are imported
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# `auto` precision stays fp32 on CPUs with native bf16 too: the suite's exact equalities (cached = uncached,
+# export = run) hold on every machine; tests/test_speed.py runs the bf16 CPU path on purpose
+os.environ.setdefault("TUNEBENCH_CPU_BF16", "0")
 
 import tunebench  # noqa: E402
 from tunebench.store import RunStore  # noqa: E402

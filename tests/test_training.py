@@ -148,6 +148,16 @@ def test_per_strategy_options_override_global_training_flags():
     assert head_cfg.lr == 1e-3 and head_cfg.epochs == 20  # the strategy's own defaults
 
 
+def test_a_strategys_own_option_wins_over_the_training_setting_of_that_name():
+    """--opt lora.dropout is LoRA's dropout (it used to set the head's and leave LoRA's at its default)."""
+    from tunebench.comparison import resolve_strategy
+
+    strategy, cfg = resolve_strategy("lora", {"dropout": "0.05"}, {"dropout": 0.2}, max_length=128)
+    assert strategy.dropout == 0.05 and cfg.dropout == 0.2
+    _, full_cfg = resolve_strategy("full", {"dropout": "0.3"}, {}, max_length=128)
+    assert full_cfg.dropout == 0.3  # strategies without a field of that name: the training setting
+
+
 def test_task_schedule_raises_epochs_and_sets_rates_below_user_flags():
     """A task's schedule sits between the strategy's defaults and the user's flags: epochs and patience
     are raised to its minimum (never lowered), other fields are replaced."""

@@ -19,6 +19,7 @@ TRAIN_FLAGS = {
     "dropout": float,
     "device": str,
     "precision": str,
+    "compile": bool,
 }
 
 
@@ -74,7 +75,10 @@ def add_ladder_args(c: argparse.ArgumentParser, default_strategies: str) -> None
     )
     t = c.add_argument_group("training (all gradient strategies; overrides each strategy's default)")
     for name, typ in TRAIN_FLAGS.items():
-        t.add_argument("--" + name.replace("_", "-"), type=typ)
+        if typ is bool:  # a switch: absent = the strategy's default
+            t.add_argument("--" + name.replace("_", "-"), action="store_true", default=None)
+        else:
+            t.add_argument("--" + name.replace("_", "-"), type=typ)
 
 
 def data_config(a, train_size: int | None = None):

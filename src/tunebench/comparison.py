@@ -37,7 +37,8 @@ def resolve_strategy(name: str, options: dict[str, str], train_overrides: dict, 
     cls = STRATEGIES.get(name)
     if task is not None:
         options = {**task.strategy_options.get(name, {}), **options}
-    train_fields = set(TrainConfig.__dataclass_fields__)
+    # a strategy's own field wins over a training setting of the same name (lora.dropout is LoRA's)
+    train_fields = set(TrainConfig.__dataclass_fields__) - set(cls.__dataclass_fields__)
     own = {k: v for k, v in options.items() if k not in train_fields}
     per_strategy_train = {k: v for k, v in options.items() if k in train_fields}
     strategy = cls.from_options(own)

@@ -20,7 +20,7 @@ from .backbones.prefix import bottom_states
 from .errors import TunebenchError
 from .progress import bar
 from .training.batching import TokenBatches
-from .training.loop import autocast, resolve_device
+from .training.loop import autocast, resolve_device, resolve_precision
 
 PREFIX_FP32_LIMIT = 2 * 2**30  # bytes: larger frozen-prefix caches are stored in float16
 
@@ -86,7 +86,11 @@ class FrozenSource:
 
     @property
     def model_ref(self) -> str:
-        return f"{self.backbone.name}|{self.backbone.path}"
+        """What the cached arrays depend on besides the inputs: the model, and bf16 when it ran in bf16."""
+        ref = f"{self.backbone.name}|{self.backbone.path}"
+        if resolve_precision(resolve_device(self.device), self.precision) == "bf16":
+            ref += "|bf16"
+        return ref
 
     def cached(self, key: str, compute) -> np.ndarray:
         """The array stored under `key`, or `compute()` timed, stored atomically and returned."""

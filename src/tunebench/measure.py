@@ -64,3 +64,40 @@ class PeakMemory:
     @property
     def peak_mb(self) -> float:
         return self.peak / 2**20
+
+
+# Dense bf16 tensor-core peaks (TFLOP/s) from the vendors' data sheets (SXM parts; sparsity not counted),
+# matched against torch.cuda.get_device_name: the denominator of MFU.
+PEAK_BF16_TFLOPS = {
+    "H200": 989.0,
+    "H100 PCIe": 756.0,
+    "H100": 989.0,
+    "A100": 312.0,
+    "L40S": 362.0,
+    "L4": 121.0,
+    "A10G": 70.0,
+    "A10": 125.0,
+    "RTX 4090": 165.0,
+}
+
+
+def peak_tflops(device: torch.device) -> float | None:
+    """The device's dense bf16 peak, or None when unknown (CPUs, unlisted GPUs)."""
+    if device.type != "cuda":
+        return None
+    name = torch.cuda.get_device_name(device)
+    return next((v for k, v in PEAK_BF16_TFLOPS.items() if k in name), None)
+
+
+def matmul_params(model: torch.nn.Module) -> int:
+    """Weights of the linear layers: what a token multiplies through (embedding lookups are not FLOPs)."""
+    return sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Linear))
+
+
+def training_mfu(model: torch.nn.Module, tokens_per_second: float, device: torch.device) -> float | None:
+    """Model FLOPs utilisation of training every weight: 6 x linear weights x tokens/s over the peak
+    (PaLM's definition without the attention term, so a slight underestimate)."""
+    peak = peak_tflops(device)
+    if peak is None or tokens_per_second <= 0:
+        return None
+    return 6 * matmul_params(model) * tokens_per_second / (peak * 1e12)

@@ -28,12 +28,12 @@ from .artifacts import MANIFEST, dir_size
 from .backbones.prefix import split_encoder
 from .errors import TunebenchError
 from .extract import FrozenSource
-from .measure import PeakMemory
+from .measure import PeakMemory, training_mfu
 from .model import HeadOnFeatures, PrefixModel, TaskModel, count_parameters
 from .strategies.base import Strategy
 from .training.batching import StateBatches, TokenBatches, pad_rows
 from .training.config import TrainConfig
-from .training.loop import Diverged, fit, predict_logits, resolve_device
+from .training.loop import Diverged, fit, predict_logits, resolve_device, resolve_precision
 
 log = logging.getLogger("tunebench")
 
@@ -142,6 +142,7 @@ def run_one(inputs: RunInputs, strategy: Strategy, cfg: TrainConfig, seed: int, 
         "truncated_share": {s: round(inputs.truncated_share(s), 4) for s in inputs.splits},
         "versions": library_versions(),
         "device": str(resolve_device(cfg.device)),
+        "precision": resolve_precision(resolve_device(cfg.device), cfg.precision),
     }
     run_dir = inputs.out_dir / "runs" / key
     t_start = time.perf_counter()
@@ -253,6 +254,11 @@ def _run_features(inputs: RunInputs, strategy, cfg: TrainConfig, seed: int, run_
     }
 
 
+def _mfu(model, result, trainable: int, total: int, device) -> float | None:
+    """MFU for runs that train every weight (full, llrd, scratch) on a GPU whose peak is known."""
+    return training_mfu(model, result.tokens_per_second, device) if trainable == total else None
+
+
 def build_model(inputs: RunInputs, strategy: Strategy, cfg: TrainConfig, seed: int) -> TaskModel:
     """The task's head on the backbone (random weights for `from_scratch`), prepared by the strategy."""
     task, backbone = inputs.task, inputs.backbone
@@ -346,6 +352,8 @@ def _run_gradient(inputs: RunInputs, strategy, cfg: TrainConfig, seed: int, run_
             "evaluation": round(eval_s, 2),
         },
         "examples_per_second": round(result.examples_per_second, 1),
+        "tokens_per_second": round(result.tokens_per_second, 1),
+        **({"mfu": round(mfu, 4)} if (mfu := _mfu(full_model, result, trainable, total, device)) else {}),
         "trainable_params": trainable,
         "total_params": total,
         "artifact_bytes": size,

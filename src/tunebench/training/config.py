@@ -21,7 +21,8 @@ class TrainConfig:
     dropout: float = 0.1  # head dropout
     max_length: int | None = None  # None: the model's own maximum
     device: str = "auto"  # auto | cpu | cuda
-    precision: str = "auto"  # auto (bf16 autocast on CUDA) | fp32 | bf16
+    precision: str = "auto"  # auto (bf16 autocast on CUDA and CPUs with native bf16) | fp32 | bf16
+    compile: bool = False  # torch.compile the model for training and evaluation (pays off on long GPU runs)
 
     def __post_init__(self) -> None:
         checks = [

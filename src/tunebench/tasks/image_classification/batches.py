@@ -102,7 +102,7 @@ def image_features(source, enc) -> np.ndarray:
     """(N, D) pooled penultimate features of eval-transformed images, cached by `source` (a FrozenSource)
     under a key of the backbone, the resolution and each image's identity."""
     backbone, size = source.backbone, enc.meta["size"]
-    h = hashlib.sha256(f"image|{backbone.name}|{backbone.path}|{size}|".encode())
+    h = hashlib.sha256(f"image|{source.model_ref}|{size}|".encode())
     for row in enc.rows:
         h.update(_identity(row["item"]).encode())
         h.update(b"|")

@@ -1,0 +1,118 @@
+"""What the speed work must not change: LoRA evaluated merged gives the unmerged outputs and leaves the
+weights bit for bit; the precision `auto` picks; the best epoch's dev outputs are what the restored model
+gives again."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from conftest import options_for, tiny_of
+
+from tunebench.runner import RunInputs, build_model
+from tunebench.strategies import STRATEGIES
+from tunebench.tasks import get_task
+from tunebench.training import loop
+from tunebench.training.config import TrainConfig
+from tunebench.training.loop import fit, predict_logits, resolve_precision
+
+
+def prepared(name: str, task_name: str = "text-classification"):
+    tiny, task = tiny_of(task_name), get_task(task_name)
+    strategy = STRATEGIES.get(name).from_options(options_for(task_name, [name])[name])
+    backbone = task.load_backbone(tiny.model)
+    inputs = RunInputs(task, backbone, task.load(tiny.data), None, backbone.max_length)
+    cfg = TrainConfig(epochs=2, batch_size=16, precision="fp32").replace(**strategy.train_defaults)
+    return strategy, inputs, cfg, build_model(inputs, strategy, cfg, 0)
+
+
+def test_lora_evaluates_merged_and_restores_the_weights_bit_for_bit():
+    strategy, inputs, cfg, model = prepared("lora")
+    with torch.no_grad():  # a trained-looking adapter: B is zero at initialisation
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.5)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    dev = inputs.task.batches(inputs.enc["dev"], inputs.backbone)
+    plain = predict_logits(model, dev, cfg, torch.device("cpu"))
+    with strategy.evaluating(model):
+        merged = predict_logits(model, dev, cfg, torch.device("cpu"))
+    np.testing.assert_allclose(merged, plain, atol=1e-4)
+    for n, p in model.named_parameters():
+        assert torch.equal(p, before[n]), n
+    assert not any(getattr(m, "merged", False) for m in model.modules())
+
+
+@pytest.mark.parametrize(
+    ("device", "asked", "native", "want"),
+    [
+        ("cpu", "auto", True, "bf16"),
+        ("cpu", "auto", False, "fp32"),
+        ("cpu", "fp32", True, "fp32"),
+        ("cpu", "bf16", False, "bf16"),
+        ("cuda", "auto", False, "bf16"),
+    ],
+)
+def test_auto_precision_is_bf16_where_the_hardware_has_it(monkeypatch, device, asked, native, want):
+    monkeypatch.setattr(loop, "cpu_has_native_bf16", lambda: native)
+    assert resolve_precision(torch.device(device), asked) == want
+
+
+def test_bf16_features_are_cached_apart_from_fp32(monkeypatch):
+    _, inputs, cfg, _ = prepared("full")
+    monkeypatch.setattr(loop, "cpu_has_native_bf16", lambda: True)
+    bf16 = inputs.source(cfg.replace(precision="auto")).model_ref
+    fp32 = inputs.source(cfg.replace(precision="fp32")).model_ref
+    assert bf16 != fp32 and bf16.endswith("|bf16")
+
+
+def test_the_best_epochs_dev_outputs_are_what_the_restored_model_gives():
+    strategy, inputs, cfg, model = prepared("full")
+    data = {s: inputs.task.batches(inputs.enc[s], inputs.backbone) for s in ("train", "dev")}
+    cfg = cfg.replace(epochs=3, patience=3, lr=1e-2)
+    result = fit(
+        model,
+        strategy.param_groups(model, cfg),
+        data["train"],
+        data["dev"],
+        inputs.task,
+        lambda out: inputs.score("dev", out),
+        cfg,
+        0,
+    )
+    again = predict_logits(model, data["dev"], cfg, torch.device("cpu"))
+    np.testing.assert_array_equal(result.best_outputs, again)
+
+
+def test_cpu_bf16_switch(monkeypatch):
+    loop.cpu_has_native_bf16.cache_clear()
+    monkeypatch.setenv("TUNEBENCH_CPU_BF16", "0")
+    assert loop.cpu_has_native_bf16() is False
+    loop.cpu_has_native_bf16.cache_clear()
+
+
+def test_a_bf16_ladder_on_cpu_exports_what_it_measured(tmp_path):
+    """The bf16 CPU path end to end (the rest of the suite runs fp32): every run ok, and each export
+    scores the run's own test metrics."""
+    import tunebench
+    from tunebench.prediction import Predictor
+    from tunebench.store import RunStore
+
+    tiny = tiny_of("text-classification")
+    names = ["features", "head", "last-k", "full", "lora"]
+    tunebench.compare(
+        tiny.data,
+        model=tiny.model,
+        strategies=names,
+        out=tmp_path,
+        train={**tiny.train, "precision": "bf16"},
+        options=options_for("text-classification", names),
+        show=False,
+    )
+    task = get_task("text-classification")
+    bundle = task.load(tiny.data)
+    for record in RunStore(tmp_path).all():
+        assert record["status"] == "ok" and record["precision"] == "bf16", record["strategy"]
+        predictor = Predictor(tmp_path / "runs" / record["key"])
+        outputs, enc, _ = predictor.outputs(bundle.test)
+        assert task.score(outputs, enc, bundle.test, bundle.label_names) == record["test_metrics"]
