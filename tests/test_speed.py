@@ -116,3 +116,29 @@ def test_a_bf16_ladder_on_cpu_exports_what_it_measured(tmp_path):
         predictor = Predictor(tmp_path / "runs" / record["key"])
         outputs, enc, _ = predictor.outputs(bundle.test)
         assert task.score(outputs, enc, bundle.test, bundle.label_names) == record["test_metrics"]
+
+
+def test_large_best_epoch_snapshots_go_to_disk_and_come_back_exactly(monkeypatch):
+    tensors = {"w": torch.randn(64, 64), "b": torch.randn(64), "steps": torch.arange(5)}
+    small = loop.snapshot(tensors)
+    assert isinstance(small, dict)
+    monkeypatch.setattr(loop, "SNAPSHOT_IN_MEMORY", 0)
+    big = loop.snapshot(tensors)
+    assert not isinstance(big, dict) and len(big) == 3
+    tensors["w"].add_(1.0)  # training goes on; the snapshot keeps the old values
+    back = dict(big.items())
+    assert torch.equal(back["b"], tensors["b"]) and torch.equal(back["steps"], tensors["steps"])
+    assert torch.equal(back["w"] + 1.0, tensors["w"])
+
+
+def test_a_parked_module_frees_its_weights_and_gets_them_back_bit_for_bit():
+    from tunebench.model import parked
+
+    module = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.BatchNorm1d(8))
+    module[1].running_mean.add_(0.5)
+    before = {n: t.clone() for n, t in module.state_dict().items()}
+    with parked(module):
+        assert all(p.numel() == 0 for p in module.parameters())
+    after = module.state_dict()
+    assert all(torch.equal(after[n], t) for n, t in before.items())
+    assert all(p.requires_grad for p in module.parameters())

@@ -41,11 +41,17 @@ def test_length_grouped_batches_cover_every_index_once_with_similar_lengths():
     assert spread < 30  # random batches would spread ~170 tokens
 
 
-def test_dynamic_padding_pads_to_the_batch_longest_rounded_to_8():
-    batch = pad_rows([{"input_ids": [1, 2, 3]}, {"input_ids": list(range(1, 11))}], pad_id=0)
+def test_dynamic_padding_pads_to_the_batch_longest_rounded_to_8_for_gpus():
+    batch = pad_rows([{"input_ids": [1, 2, 3]}, {"input_ids": list(range(1, 11))}], pad_id=0, multiple=8)
     assert batch["input_ids"].shape == (2, 16)
     assert batch["attention_mask"].sum().item() == 13
     assert batch["input_ids"][0, 3:].eq(0).all()
+
+
+def test_without_a_gpu_batches_are_padded_to_their_longest_row_only(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    batch = pad_rows([{"input_ids": [1, 2, 3]}, {"input_ids": list(range(1, 11))}], pad_id=0)
+    assert batch["input_ids"].shape == (2, 10)
 
 
 def test_no_weight_decay_on_biases_and_layernorm():

@@ -57,10 +57,17 @@ class LinearProbe:
                 score = lambda out: -float(np.mean((out.reshape(-1) - y_dev) ** 2))  # noqa: E731
             else:
                 score = lambda out: float((out.argmax(-1) == y_dev).mean())  # noqa: E731
-        best = None
-        grid = [self.C] if self.C > 0 else [float(c) for c in self.grid.split(",")]
+        best, path = None, None
+        grid = [self.C] if self.C > 0 else sorted(float(c) for c in self.grid.split(","))
         for c in grid:
-            self.weights_ = self._weights(self._make(c).fit(Z, y))
+            if self.classifier == "logreg" and not self.regression:
+                # the regularisation path, strongest penalty first, each fit starting from the last
+                # solution (as LogisticRegressionCV does): the same optima, in about half the iterations
+                path = path or LogisticRegression(max_iter=3000, warm_start=True)
+                clf = path.set_params(C=c).fit(Z, y)
+            else:
+                clf = self._make(c).fit(Z, y)
+            self.weights_ = self._weights(clf)
             s = score(self.decision_function(X_dev))
             if best is None or s > best[0]:
                 best = (s, c, self.weights_)

@@ -83,6 +83,7 @@ class FrozenSource:
         self.device = device
         self.precision = precision
         self.seconds = 0.0
+        self.tokens = 0  # tokens the forward passes actually ran (0 on cache hits)
 
     @property
     def model_ref(self) -> str:
@@ -110,12 +111,14 @@ class FrozenSource:
     def pools(self, rows: list[dict]) -> np.ndarray:
         """(N, L+1, 2, H): every layer's [CLS] and mean vector of token rows."""
         pad = self.backbone.tokenizer.pad_token_id or 0
-        return self.cached(
-            cache_key(self.model_ref, rows, self.max_length),
-            lambda: all_layer_pools(
+
+        def compute():
+            self.tokens += sum(len(r["input_ids"]) for r in rows)
+            return all_layer_pools(
                 self.backbone.model, rows, pad, self.batch_size, self.device, self.precision
-            ),
-        )
+            )
+
+        return self.cached(cache_key(self.model_ref, rows, self.max_length), compute)
 
     def pooled(self, rows: list[dict], pooling: str, layers: str) -> np.ndarray:
         """(N, D) frozen pooled features of token rows for one pooling and layer combination."""
@@ -161,6 +164,7 @@ class FrozenSource:
                     out[offsets[i] : offsets[i + 1]] = hidden[j, : lengths[i]]
                 advance(1)
         self.seconds += time.perf_counter() - t0
+        self.tokens += int(offsets[-1])
         if path is None:
             return out, offsets
         out.flush()

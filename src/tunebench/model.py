@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
 import torch
+from safetensors.torch import load_file, save_file
 from torch import nn
 
 from .backbones import embeddings_module, encoder_layers
@@ -81,3 +86,25 @@ def count_parameters(model: nn.Module) -> tuple[int, int]:
         if p.requires_grad:
             trainable += p.numel()
     return trainable, total
+
+
+@contextmanager
+def parked(module: nn.Module):
+    """Hold an idle module's weights in a temporary file for the duration and free their memory: the
+    pre-trained backbone waits on disk while a copy of it trains, instead of doubling the run's
+    peak memory (on a GPU too, where extraction left it). Put back bit for bit on exit."""
+    tensors = {**dict(module.named_parameters()), **dict(module.named_buffers())}
+    if not tensors:
+        yield module
+        return
+    device = next(iter(tensors.values())).device
+    with tempfile.TemporaryDirectory(prefix="tunebench-parked-") as tmp:
+        path = str(Path(tmp) / "weights.safetensors")
+        save_file({n: t.detach().cpu().contiguous() for n, t in tensors.items()}, path)
+        for t in tensors.values():
+            t.data = torch.empty(0, dtype=t.dtype, device=t.device)
+        try:
+            yield module
+        finally:
+            for n, value in load_file(path).items():
+                tensors[n].data = value.to(device)

@@ -28,8 +28,8 @@ from .artifacts import MANIFEST, dir_size
 from .backbones.prefix import split_encoder
 from .errors import TunebenchError
 from .extract import FrozenSource
-from .measure import PeakMemory, training_mfu
-from .model import HeadOnFeatures, PrefixModel, TaskModel, count_parameters
+from .measure import PeakMemory, matmul_params, peak_tflops, training_mfu
+from .model import HeadOnFeatures, PrefixModel, TaskModel, count_parameters, parked
 from .strategies.base import Strategy
 from .training.batching import StateBatches, TokenBatches, pad_rows
 from .training.config import TrainConfig
@@ -248,10 +248,21 @@ def _run_features(inputs: RunInputs, strategy, cfg: TrainConfig, seed: int, run_
             "evaluation": round(eval_s, 2),
         },
         "examples_per_second": round(len(X["train"]) / train_s, 1) if train_s > 0 else None,
+        **_extraction_rate(source, inputs.backbone.model, resolve_device(cfg.device)),
         "trainable_params": int(n_params),
         "total_params": int(total),
         "artifact_bytes": size,
     }
+
+
+def _extraction_rate(source: FrozenSource, model, device) -> dict:
+    """Frozen forward passes: tokens/s, and MFU (2 x linear weights x tokens/s over the peak) on a GPU."""
+    if source.seconds <= 0 or source.tokens <= 0:
+        return {}
+    rate = source.tokens / source.seconds
+    peak = peak_tflops(device)
+    extra = {"extraction_mfu": round(2 * matmul_params(model) * rate / (peak * 1e12), 4)} if peak else {}
+    return {"extraction_tokens_per_second": round(rate, 1), **extra}
 
 
 def _mfu(model, result, trainable: int, total: int, device) -> float | None:
@@ -309,19 +320,20 @@ def _run_gradient(inputs: RunInputs, strategy, cfg: TrainConfig, seed: int, run_
     else:
         model = full_model
         data = {s: task.batches(inputs.enc[s], inputs.backbone) for s in inputs.splits}
-    result = fit(
-        model,
-        strategy.param_groups(model, cfg),
-        data["train"],
-        data["dev"],
-        task,
-        lambda outputs: inputs.score("dev", outputs),
-        cfg,
-        seed,
-        strategy.epoch_hook(cfg),
-        description=strategy.name,
-        evaluating=strategy.evaluating,
-    )
+    with parked(inputs.backbone.model):  # the pre-trained copy is idle while this one trains
+        result = fit(
+            model,
+            strategy.param_groups(model, cfg),
+            data["train"],
+            data["dev"],
+            task,
+            lambda outputs: inputs.score("dev", outputs),
+            cfg,
+            seed,
+            strategy.epoch_hook(cfg),
+            description=strategy.name,
+            evaluating=strategy.evaluating,
+        )
     t0 = time.perf_counter()
     with strategy.evaluating(model):
         logits = {  # dev: the best epoch's outputs, which the restored model would give again

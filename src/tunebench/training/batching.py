@@ -8,8 +8,17 @@ import numpy as np
 import torch
 
 
-def pad_rows(rows: Sequence[dict[str, list[int]]], pad_id: int, multiple: int = 8) -> dict[str, torch.Tensor]:
-    """Pad token rows to the longest in the batch, rounded up to `multiple` (fewer distinct shapes)."""
+def pad_multiple() -> int:
+    """Batch widths are rounded up to a multiple of 8 where a GPU can run them (tensor-core tiles, fewer
+    shapes for torch.compile); on a CPU-only machine every padded token is paid for, so 1."""
+    return 8 if torch.cuda.is_available() else 1
+
+
+def pad_rows(
+    rows: Sequence[dict[str, list[int]]], pad_id: int, multiple: int | None = None
+) -> dict[str, torch.Tensor]:
+    """Pad token rows to the longest in the batch, rounded up to `multiple` (default `pad_multiple()`)."""
+    multiple = multiple or pad_multiple()
     longest = max(len(r["input_ids"]) for r in rows)
     width = -(-longest // multiple) * multiple
     ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
@@ -101,10 +110,10 @@ class StateBatches(TokenBatches):
     frozen bottom blocks (backbones/prefix.py) in place of its token ids: `states` is (sum of row
     lengths, H), rows end to end, `offsets` (N + 1,) where each row starts."""
 
-    def __init__(self, states: np.ndarray, offsets: np.ndarray, tokens: TokenBatches, multiple: int = 8):
+    def __init__(self, states: np.ndarray, offsets: np.ndarray, tokens: TokenBatches):
         super().__init__(tokens.rows, None, tokens.pad_id)
         self.per_token, self.labels = tokens.per_token, tokens.labels
-        self.states, self.offsets, self.multiple = states, offsets, multiple
+        self.states, self.offsets, self.multiple = states, offsets, pad_multiple()
 
     def _inputs(self, idx: np.ndarray) -> dict[str, torch.Tensor]:
         width = -(-max(self.lengths[i] for i in idx) // self.multiple) * self.multiple

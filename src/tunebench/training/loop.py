@@ -11,14 +11,16 @@ import functools
 import logging
 import math
 import os
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors.torch import load_file, save_file
 from torch import nn
 
 from ..errors import TunebenchError
@@ -121,6 +123,40 @@ def predict_logits(model: nn.Module, data, cfg: TrainConfig, device: torch.devic
             out = np.zeros((len(data),) + logits.shape[1:], dtype=np.float32)
         out[idx] = logits
     return out
+
+
+SNAPSHOT_IN_MEMORY = 32 * 2**20  # bytes: larger best-epoch snapshots go to a temporary file
+
+
+class _OnDisk(Mapping):
+    """A best-epoch snapshot in a temporary safetensors file (deleted with this object)."""
+
+    def __init__(self, tensors: dict[str, torch.Tensor]):
+        self._dir = tempfile.TemporaryDirectory(prefix="tunebench-best-")
+        self._path = str(Path(self._dir.name) / "best.safetensors")
+        save_file({n: t.detach().cpu().contiguous() for n, t in tensors.items()}, self._path)
+        self._names = list(tensors)
+
+    def __getitem__(self, name: str) -> torch.Tensor:
+        return dict(self.items())[name]
+
+    def __iter__(self):
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def items(self):
+        return load_file(self._path).items()
+
+
+def snapshot(tensors: dict[str, torch.Tensor]) -> Mapping[str, torch.Tensor]:
+    """Copies of `tensors` to restore later: in memory when small (a head, LoRA), else on disk, so full
+    fine-tuning does not hold a second copy of the model in RAM for the whole run."""
+    size = sum(t.numel() * t.element_size() for t in tensors.values())
+    if size <= SNAPSHOT_IN_MEMORY:
+        return {n: t.detach().clone() for n, t in tensors.items()}
+    return _OnDisk(tensors)
 
 
 def fit(
@@ -233,8 +269,8 @@ def fit(
         if score > best_score:
             best_score, bad_epochs = score, 0
             result.best_epoch, result.best_dev = epoch + 1, dev_metrics
-            best_state = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
-            best_state.update({n: b.detach().clone() for n, b in model.named_buffers()})  # BatchNorm stats
+            best = {n: p for n, p in model.named_parameters() if p.requires_grad}
+            best_state = snapshot({**best, **dict(model.named_buffers())})  # buffers: BatchNorm stats
             result.best_outputs = dev_outputs
         else:
             bad_epochs += 1
@@ -242,6 +278,7 @@ def fit(
                 break
 
     # -- restore the best epoch (params unfrozen after it go back to their values before training)
+    best_state = dict(best_state.items())  # read back (once) from disk if it went there
     with torch.no_grad():
         for n, p in [*model.named_parameters(), *model.named_buffers()]:
             if n in best_state:
