@@ -12,7 +12,6 @@ from .backbones import quiet_libraries
 from .data import DataConfig
 from .data.named import default_task
 from .errors import TunebenchError
-from .measure import steady_heap
 from .runner import RunInputs, run_one
 from .store import RunStore, run_key
 from .strategies import STRATEGIES, default_ladder
@@ -84,7 +83,6 @@ def compare(
     classifies long texts by overlapping windows.
     """
     quiet_libraries()
-    steady_heap()
     if isinstance(data, str):
         data = DataConfig(data=data)
     if long_text not in ("truncate", "chunk"):

@@ -24,6 +24,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from ..errors import TunebenchError
+from ..measure import training_heap
 from ..progress import bar
 from .config import TrainConfig
 from .optim import lr_lambda, make_optimizer
@@ -212,7 +213,10 @@ def fit(
         model.train()
         t0, losses = time.perf_counter(), []
         sync_each_step = device.type != "cuda"  # on a GPU the loss is read once per epoch: no host sync
-        with bar(f"{description} epoch {epoch + 1}/{cfg.epochs}", steps_per_epoch) as advance:
+        with (
+            training_heap(),
+            bar(f"{description} epoch {epoch + 1}/{cfg.epochs}", steps_per_epoch) as advance,
+        ):
             for batch in train.train_batches(cfg.batch_size, seed * 1000 + epoch):
                 if "attention_mask" in batch:
                     result.train_tokens += int(batch["attention_mask"].sum())  # on the host: no sync
