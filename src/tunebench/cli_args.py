@@ -22,6 +22,12 @@ TRAIN_FLAGS = {
     "compile": bool,
 }
 
+TRAIN_HELP = {
+    "device": "auto (CUDA when visible), cpu or cuda",
+    "precision": "auto (bf16 autocast on CUDA and on CPUs with native bf16, else fp32), fp32 or bf16",
+    "compile": "torch.compile the model (pays off on long GPU runs; the first steps compile)",
+}
+
 
 def add_data_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("data")
@@ -75,10 +81,11 @@ def add_ladder_args(c: argparse.ArgumentParser, default_strategies: str) -> None
     )
     t = c.add_argument_group("training (all gradient strategies; overrides each strategy's default)")
     for name, typ in TRAIN_FLAGS.items():
+        flag, why = "--" + name.replace("_", "-"), TRAIN_HELP.get(name)
         if typ is bool:  # a switch: absent = the strategy's default
-            t.add_argument("--" + name.replace("_", "-"), action="store_true", default=None)
+            t.add_argument(flag, action="store_true", default=None, help=why)
         else:
-            t.add_argument("--" + name.replace("_", "-"), type=typ)
+            t.add_argument(flag, type=typ, help=why)
 
 
 def data_config(a, train_size: int | None = None):
