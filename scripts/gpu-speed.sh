@@ -32,14 +32,13 @@ for mode in eager compile; do
     --out "$W/mfu-$mode" > "$W/mfu-$mode.txt" 2>&1
   python - "$W/mfu-$mode" <<'EOF'
 import sys
-from tunebench.measure import matmul_params, peak_tflops
 from tunebench.store import RunStore
-import torch
-from transformers import AutoModel
 for r in RunStore(sys.argv[1]).all():
     line = f"{r['strategy']:9s} {r['status']:4s} wall {r['wall_seconds']:7.1f} s  times {r['times']}"
     if r.get("tokens_per_second"):
         line += f"  train tokens/s {r['tokens_per_second']:,.0f}  MFU {r.get('mfu')}"
+    if r.get("extraction_tokens_per_second"):
+        line += f"  extraction tokens/s {r['extraction_tokens_per_second']:,.0f}  MFU {r.get('extraction_mfu')}"
     print(line)
 EOF
 done
