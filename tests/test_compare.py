@@ -180,3 +180,43 @@ def test_cli_missing_data_file(tmp_path, capsys):
 def test_predict_on_non_export_says_how_to_make_one(tmp_path, tiny_data, capsys):
     assert main(["-q", "predict", "--model", str(tmp_path), "--data", tiny_data["test"]]) == 2
     assert "not a tunebench export" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("make_out", "words"),
+    [
+        (lambda tmp: (tmp / "a-file").write_text("x") and tmp / "a-file", "is a file; give a folder"),
+        (lambda tmp: (tmp / "f").write_text("x") and tmp / "f" / "under", "a part of this path is a file"),
+    ],
+    ids=["out-is-a-file", "out-under-a-file"],
+)
+def test_a_bad_out_folder_is_one_line_before_anything_loads(
+    tiny_data, tmp_path, capsys, monkeypatch, make_out, words
+):
+    def no_loading(*a, **k):
+        raise AssertionError("the data was read before --out was checked")
+
+    monkeypatch.setattr(runner, "get_task", no_loading)
+    out = make_out(tmp_path)
+    assert main(["compare", "--data", tiny_data["train"], "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and words in err[0] and str(out) in err[0]
+
+
+def test_a_max_length_below_8_is_refused(tiny_data, tmp_path, capsys):
+    assert main(["compare", "--data", tiny_data["train"], "--out", str(tmp_path), "--max-length", "-5"]) == 2
+    assert "--max-length -5: must be >= 8" in capsys.readouterr().err
+
+
+def test_compare_exits_non_zero_when_every_run_failed_and_says_why(
+    tiny_model, tiny_data, tmp_path, capsys, monkeypatch
+):
+    def fail(inputs, strategy, cfg, seed, key, hooks=()):
+        return {"key": key, "strategy": strategy.name, "seed": seed, "status": "error: RuntimeError: boom"}
+
+    monkeypatch.setattr(runner, "run_one", fail)
+    argv = ["compare", "--data", tiny_data["train"], "--dev", tiny_data["dev"], "--model", tiny_model]
+    code = main([*argv, "--strategies", "features", "head", "--out", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "features: 1 failed: error: RuntimeError: boom" in err and "every run failed" in err

@@ -50,10 +50,17 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _cmd_compare(a) -> None:
+def _cmd_compare(a) -> int:
     from .api import compare  # heavy (torch, transformers, peft): loaded when the command runs
 
-    compare(data_config(a), export=a.export, **ladder_kwargs(a))
+    rows = compare(data_config(a), export=a.export, **ladder_kwargs(a))
+    failed = [r for r in rows if r["status"] != "ok"]
+    for r in failed:  # at the end, where it is read: which strategy failed and why
+        print(f"tunebench: {r['strategy']}: {r['status']}", file=sys.stderr)
+    if rows and len(failed) == len(rows) and not any(r["seeds"] for r in rows):
+        print(f"tunebench: error: every run failed ({len(rows)} strategies)", file=sys.stderr)
+        return 1
+    return 0
 
 
 def _cmd_strategies(a) -> None:
@@ -105,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     progress.set_enabled(not args.quiet and sys.stderr.isatty())
     try:
         builtin = {"compare": _cmd_compare, "strategies": _cmd_strategies, "predict": _cmd_predict}
-        (builtin.get(args.command) or args.func)(args)
+        code = (builtin.get(args.command) or args.func)(args)
     except TunebenchError as err:
         print(f"tunebench: error: {err}", file=sys.stderr)
         return 2
@@ -114,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # `tunebench ... | head` closed the pipe: not an error of ours
         sys.stderr.close()
         return 141
-    return 0
+    return code if isinstance(code, int) else 0
 
 
 if __name__ == "__main__":

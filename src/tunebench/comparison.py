@@ -13,7 +13,7 @@ from .data import DataConfig
 from .data.named import default_task
 from .errors import TunebenchError
 from .runner import RunInputs, run_one
-from .store import RunStore, run_key
+from .store import RunStore, check_out_dir, run_key
 from .strategies import STRATEGIES, default_ladder
 from .tasks import get_task
 from .training.config import TrainConfig
@@ -87,11 +87,13 @@ def compare(
         data = DataConfig(data=data)
     if long_text not in ("truncate", "chunk"):
         raise TunebenchError(f"--long-text {long_text}: choose truncate or chunk")
+    if max_length is not None and max_length < 8:
+        raise TunebenchError(f"--max-length {max_length}: must be >= 8 (or leave it out: the model's own)")
+    out = check_out_dir(out)  # before any loading: a bad --out costs nothing
     options = options or {}
     for n in [*(strategies or []), *options]:
         if n != "all":
             STRATEGIES.get(n)  # unknown names fail before any work
-    out = Path(out)
     task = task or default_task(data)
     task_obj = get_task(task)
     bundle = task_obj.load(data)

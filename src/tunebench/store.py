@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sqlite3
 import time
 from pathlib import Path
+
+from .errors import TunebenchError
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -22,6 +25,24 @@ CREATE TABLE IF NOT EXISTS runs (
     record TEXT NOT NULL
 )
 """
+
+
+def check_out_dir(out: str | Path) -> Path:
+    """The output folder, created now (before any loading) or refused with one line and the fix."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise TunebenchError(f"--out {out}: is a file; give a folder (it will hold the run store and runs)")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise TunebenchError(f"--out {out}: a part of this path is a file; give a folder path") from None
+    except OSError as err:
+        raise TunebenchError(
+            f"--out {out}: cannot create it ({err.strerror}); give a writable folder"
+        ) from None
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise TunebenchError(f"--out {out}: not writable; give a writable folder")
+    return out
 
 
 def run_key(identity: dict) -> str:
