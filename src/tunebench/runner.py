@@ -286,8 +286,10 @@ def prefix_model(inputs: RunInputs, model: TaskModel, source: FrozenSource):
     """`model`'s trainable top on cached hidden states of its frozen bottom blocks, with the batches it
     reads per split; None when there is no frozen prefix or this architecture cannot be cut there."""
     depth, task = model.frozen_depth, inputs.task
+    if not depth:  # full, LoRA, BitFit ...: nothing frozen to cache
+        return None
     tokens = {s: task.batches(inputs.enc[s], inputs.backbone) for s in inputs.splits}
-    if not depth or not all(isinstance(t, TokenBatches) for t in tokens.values()):
+    if not all(isinstance(t, TokenBatches) for t in tokens.values()):
         return None
     rows = sorted(inputs.enc["train"].rows[:64], key=lambda r: len(r["input_ids"]))
     probe = pad_rows([rows[0], rows[-1]], inputs.backbone.tokenizer.pad_token_id or 0)
