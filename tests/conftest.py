@@ -16,6 +16,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # export = run) hold on every machine; tests/test_speed.py runs the bf16 CPU path on purpose
 os.environ.setdefault("TUNEBENCH_CPU_BF16", "0")
 
+from pg_server import postgres_url  # noqa: E402, F401  (a throwaway PostgreSQL server, for the worker tests)
+
 import tunebench  # noqa: E402
 from tunebench.store import RunStore  # noqa: E402
 from tunebench.strategies import STRATEGIES  # noqa: E402

@@ -7,7 +7,8 @@ import pytest
 from conftest import ladder, run_ladder
 
 import tunebench
-from tunebench import comparison as runner  # compare calls runner.run_one through its own name
+from tunebench import comparison
+from tunebench import worker as runner  # the worker loop calls runner.run_one through its own name
 from tunebench.cli import main
 from tunebench.data import DataConfig, load_text_classification
 from tunebench.store import RunStore
@@ -196,7 +197,7 @@ def test_a_bad_out_folder_is_one_line_before_anything_loads(
     def no_loading(*a, **k):
         raise AssertionError("the data was read before --out was checked")
 
-    monkeypatch.setattr(runner, "get_task", no_loading)
+    monkeypatch.setattr(comparison, "get_task", no_loading)
     out = make_out(tmp_path)
     assert main(["compare", "--data", tiny_data["train"], "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -211,7 +212,7 @@ def test_a_max_length_below_8_is_refused(tiny_data, tmp_path, capsys):
 def test_compare_exits_non_zero_when_every_run_failed_and_says_why(
     tiny_model, tiny_data, tmp_path, capsys, monkeypatch
 ):
-    def fail(inputs, strategy, cfg, seed, key, hooks=()):
+    def fail(inputs, strategy, cfg, seed, key, hooks=(), report=None):
         return {"key": key, "strategy": strategy.name, "seed": seed, "status": "error: RuntimeError: boom"}
 
     monkeypatch.setattr(runner, "run_one", fail)

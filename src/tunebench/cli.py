@@ -12,7 +12,14 @@ from . import progress
 from ._version import __version__
 from .analysis import commands as analysis_commands
 from .analysis import curve_commands
-from .cli_args import add_data_args, add_ladder_args, data_config, ladder_kwargs
+from .cli_args import (
+    add_data_args,
+    add_ladder_args,
+    add_search_args,
+    data_config,
+    ladder_kwargs,
+    search_kwargs,
+)
 from .errors import TunebenchError
 from .report import commands as report_commands
 
@@ -33,6 +40,7 @@ def _parser() -> argparse.ArgumentParser:
     add_data_args(c)
     add_ladder_args(c, "features head last-k full lora bitfit")
     c.add_argument("--export", help="copy the best run's artifact here")
+    add_search_args(c)
 
     s = sub.add_parser("strategies", help="list the strategies (for one task: which apply and why not)")
     s.add_argument("--task", help="show which strategies apply to this task and why the others don't")
@@ -53,7 +61,7 @@ def _parser() -> argparse.ArgumentParser:
 def _cmd_compare(a) -> int:
     from .api import compare  # heavy (torch, transformers, peft): loaded when the command runs
 
-    rows = compare(data_config(a), export=a.export, **ladder_kwargs(a))
+    rows = compare(data_config(a), export=a.export, **ladder_kwargs(a), **search_kwargs(a))
     failed = [r for r in rows if r["status"] != "ok"]
     for r in failed:  # at the end, where it is read: which strategy failed and why
         print(f"tunebench: {r['strategy']}: {r['status']}", file=sys.stderr)

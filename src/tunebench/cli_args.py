@@ -88,6 +88,51 @@ def add_ladder_args(c: argparse.ArgumentParser, default_strategies: str) -> None
             t.add_argument(flag, type=typ, help=why)
 
 
+def add_search_args(c: argparse.ArgumentParser) -> None:
+    """Search (Optuna) and scale-out flags of `compare`."""
+    g = c.add_argument_group("search and workers (Optuna)")
+    g.add_argument(
+        "--search",
+        type=int,
+        metavar="N",
+        help="tune each gradient strategy with N trials (TPE, seeded; the default configuration first), "
+        "chosen on dev; the best then runs on every --seeds",
+    )
+    g.add_argument(
+        "--search-budget",
+        type=float,
+        metavar="MINUTES",
+        help="or search each strategy for this many minutes of training (with --search: whichever ends first)",
+    )
+    g.add_argument(
+        "--pruner",
+        default="median",
+        choices=["median", "halving", "none"],
+        help="stop search trials whose dev score after an epoch is below the median of earlier trials "
+        "(default), by successive halving, or never",
+    )
+    g.add_argument(
+        "--storage",
+        metavar="URL",
+        help="database of runs and trials (default: OUT/runs.sqlite); postgresql://USER@HOST/DB lets the same "
+        "command on many machines share one comparison",
+    )
+    g.add_argument("--workers", type=int, default=1, help="start N worker processes on this machine (CPU)")
+    g.add_argument("--devices", nargs="+", metavar="DEVICE", help="one worker per device, e.g. cuda:0 cuda:1")
+
+
+def search_kwargs(a) -> dict:
+    """`compare` keyword arguments from `add_search_args` flags."""
+    return {
+        "search": a.search,
+        "search_budget": a.search_budget,
+        "pruner": a.pruner,
+        "storage": a.storage,
+        "workers": a.workers,
+        "devices": a.devices,
+    }
+
+
 def data_config(a, train_size: int | None = None):
     """The DataConfig that `add_data_args` flags describe (`train_size` overrides --train-size)."""
     from .data import DataConfig  # heavy (scikit-learn, pyarrow): loaded when a command runs, not for --help

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
+import multiprocessing
+import os
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 
 from . import leaderboard
@@ -12,23 +14,14 @@ from .backbones import quiet_libraries
 from .data import DataConfig
 from .data.named import default_task
 from .errors import TunebenchError
-from .runner import RunInputs, run_one
-from .store import RunStore, check_out_dir, run_key
+from .runner import RunInputs
+from .store import RunStore, check_out_dir, check_url, default_url, run_key
 from .strategies import STRATEGIES, default_ladder
 from .tasks import get_task
 from .training.config import TrainConfig
+from .worker import Ladder, Plan, Search
 
 log = logging.getLogger("tunebench")
-
-
-@dataclass
-class Plan:
-    """One planned run: a configured strategy, its training settings, a seed and its store key."""
-
-    strategy: object
-    cfg: TrainConfig
-    seed: int
-    key: str
 
 
 def resolve_strategy(name: str, options: dict[str, str], train_overrides: dict, max_length: int, task=None):
@@ -71,6 +64,12 @@ def compare(
     show: bool = True,
     hooks: tuple = (),
     long_text: str = "truncate",
+    search: int | None = None,
+    search_budget: float | None = None,
+    pruner: str = "median",
+    storage: str | None = None,
+    workers: int = 1,
+    devices: list[str] | None = None,
 ) -> list[dict]:
     """Run `strategies` x `seeds` on `data`; returns the leaderboard rows (best first).
 
@@ -81,6 +80,13 @@ def compare(
     field gets it from `hook.for_stored(inputs, strategy, run_dir, cfg)` instead of being retrained.
     `task` defaults to the named dataset's task, else text classification. `long_text="chunk"`
     classifies long texts by overlapping windows.
+
+    `search=N` tunes each gradient strategy with N Optuna trials (TPE; `pruner` median, halving or none;
+    `search_budget` minutes of training per strategy instead of, or as well as, N), chosen on dev; the
+    best configuration then runs on every seed. `storage`: the database runs and trials are kept in
+    (default `OUT/runs.sqlite`; `postgresql://...` to share one comparison between machines): every
+    process started with the same arguments and storage takes the next pending run. `workers=N` starts
+    N such processes here (on CPU), `devices=["cuda:0", "cuda:1"]` one per GPU.
     """
     quiet_libraries()
     if isinstance(data, str):
@@ -89,11 +95,16 @@ def compare(
         raise TunebenchError(f"--long-text {long_text}: choose truncate or chunk")
     if max_length is not None and max_length < 8:
         raise TunebenchError(f"--max-length {max_length}: must be >= 8 (or leave it out: the model's own)")
+    _check_search(search, search_budget, pruner, workers)
     out = check_out_dir(out)  # before any loading: a bad --out costs nothing
+    url = check_url(storage) if storage else default_url(out)
     options = options or {}
     for n in [*(strategies or []), *options]:
         if n != "all":
             STRATEGIES.get(n)  # unknown names fail before any work
+    args = {k: v for k, v in locals().items() if k in inspect.signature(compare).parameters or k == "url"}
+    if workers > 1 or devices:
+        _start_workers(args, devices or [None] * workers)
     task = task or default_task(data)
     task_obj = get_task(task)
     bundle = task_obj.load(data)
@@ -108,53 +119,118 @@ def compare(
             "%.0f%% of training texts are truncated at %d tokens", 100 * inputs.truncated_share(), limit
         )
 
-    store = RunStore(out)
-    plans = []
-    for seed in seeds:
-        for name in names:
-            strategy, cfg = resolve_strategy(name, options.get(name, {}), train or {}, limit, task_obj)
-            identity = {
-                "task": task,
-                "model": [backbone.name, backbone.path, backbone.pooling],
-                "data": bundle.fingerprint(),
-                "strategy": name,
-                "settings": strategy.settings(),
-                "train": cfg.as_dict(),
-                "seed": seed,
-            }
-            if long_text != "truncate":  # only when set, so runs stored before the option keep their keys
-                identity["long_text"] = long_text
-            plans.append(Plan(strategy, cfg, seed, run_key(identity)))
+    base = {
+        "task": task,
+        "model": [backbone.name, backbone.path, backbone.pooling],
+        "data": bundle.fingerprint(),
+    }
+    if long_text != "truncate":  # only when set, so runs stored before the option keep their keys
+        base["long_text"] = long_text
 
-    records = []
+    def make_plan(name: str, params: dict, seed: int, search: bool = False) -> Plan:
+        """The run of strategy `name` with the command's settings, `params` (searched) over them."""
+        own = {**options.get(name, {}), **params}
+        strategy, cfg = resolve_strategy(name, own, train or {}, limit, task_obj)
+        train_id = cfg.as_dict()
+        if train_id["device"].startswith("cuda:"):  # which GPU ran it is not part of the result
+            train_id["device"] = "cuda"
+        identity = {
+            **base,
+            "strategy": name,
+            "settings": strategy.settings(),
+            "train": train_id,
+            "seed": seed,
+        }
+        if search:  # a search trial: scored on dev only
+            identity["selection"] = "dev"
+        return Plan(strategy, cfg, seed, run_key(identity), params)
+
+    searches, fixed = [], []
+    for name in names:
+        strategy, cfg = resolve_strategy(name, options.get(name, {}), train or {}, limit, task_obj)
+        space = strategy.search_space(cfg, backbone.num_layers) if search or search_budget else {}
+        if space:
+            default = {k: getattr(strategy, k, getattr(cfg, k, None)) for k in space}
+            budget = search_budget * 60 if search_budget else None
+            searches.append(Search(name, space, default, search, budget))
+    searched = {s.name for s in searches}
+    fixed = [make_plan(n, {}, seed) for seed in seeds for n in names if n not in searched]
+    ladder = Ladder(
+        url,
+        run_key(base),
+        inputs,
+        task_obj.primary_metric,
+        make_plan,
+        fixed,
+        searches,
+        list(seeds),
+        pruner,
+        hooks,
+    )
     try:
-        for i, plan in enumerate(plans, 1):
-            label = f"[{i}/{len(plans)}] {plan.strategy.name} seed {plan.seed}"
-            done = store.finished(plan.key)
-            if done:
-                log.info("%s: already finished, reusing the stored result", label)
-                for hook in hooks:
-                    if hook.field not in done:
-                        done = _add_stored(hook, inputs, plan, done, out, store)
-                records.append(done)
-                continue
-            log.info("%s: running", label)
-            record = run_one(inputs, plan.strategy, plan.cfg, plan.seed, plan.key, hooks)
-            store.put(record)
-            records.append(record)
-            _log_result(label, record, task_obj.primary_metric)
+        ladder.work()
     except KeyboardInterrupt:
+        records = ladder.records()
         log.warning(
             "interrupted: %d finished runs are saved in %s; rerun the same command to resume",
             len(records),
             out,
         )
-        _report(records, task_obj.primary_metric, out, bundle, model, show)
+        _report(records, task_obj.primary_metric, out, bundle, model, show, ladder)
         raise
-    rows = _report(records, task_obj.primary_metric, out, bundle, model, show)
+    records = [_with_hooks(r, hooks, inputs, make_plan, out, ladder.store) for r in ladder.records()]
+    rows = _report(records, task_obj.primary_metric, out, bundle, model, show, ladder)
     if export:
         export_best(rows, out, Path(export))
     return rows
+
+
+def _check_search(search, search_budget, pruner, workers) -> None:
+    if search is not None and search < 1:
+        raise TunebenchError(f"--search {search}: give the number of trials per strategy (>= 1)")
+    if search_budget is not None and search_budget <= 0:
+        raise TunebenchError(f"--search-budget {search_budget}: give minutes of training per strategy (> 0)")
+    if pruner not in ("median", "halving", "none"):
+        raise TunebenchError(f"--pruner {pruner}: choose median, halving or none")
+    if workers < 1:
+        raise TunebenchError(f"--workers {workers}: must be >= 1")
+
+
+def _start_workers(args: dict, devices: list[str | None]) -> None:
+    """N worker processes on this machine with the same arguments and storage (one per device when
+    given; on CPU each gets its share of the cores); returns when all have stopped."""
+    ctx = multiprocessing.get_context("spawn")  # fresh interpreters: no forked torch or DB state
+    threads = max(1, (os.cpu_count() or 1) // len(devices))
+    procs = []
+    for i, device in enumerate(devices):
+        kwargs = {k: v for k, v in args.items() if k not in ("workers", "devices", "url")}
+        kwargs.update(show=False, export=None, storage=args["url"])
+        if device:
+            kwargs["train"] = {**(args["train"] or {}), "device": device}
+        p = ctx.Process(target=_worker_main, args=(kwargs, f"w{i + 1}", threads), name=f"tunebench-w{i + 1}")
+        p.start()
+        procs.append(p)
+    log.info("started %d workers on %s", len(procs), ", ".join(d or "cpu" for d in devices))
+    try:
+        for p in procs:
+            p.join()
+    except KeyboardInterrupt:
+        for p in procs:
+            p.join(timeout=30)  # each got the Ctrl-C too: it requeues its run and stops
+        raise
+    failed = [p.name for p in procs if p.exitcode]
+    if failed:
+        log.warning(
+            "%s stopped with an error; its unfinished run is retried by the others", ", ".join(failed)
+        )
+
+
+def _worker_main(kwargs: dict, name: str, threads: int) -> None:
+    import torch  # in the child: its own thread count before any work
+
+    logging.basicConfig(level=logging.INFO, format=f"[{name}] %(message)s")
+    torch.set_num_threads(threads)
+    compare(**kwargs)
 
 
 def plan_strategies(task, bundle, strategies: list[str] | None) -> list[str]:
@@ -192,33 +268,23 @@ def ladder_order(names: list[str]) -> list[str]:
     return sorted(names, key=lambda n: position.get(n, len(position)))
 
 
-def _add_stored(hook, inputs: RunInputs, plan: Plan, record: dict, out: Path, store: RunStore) -> dict:
+def _with_hooks(record: dict, hooks, inputs: RunInputs, make_plan, out: Path, store: RunStore) -> dict:
     """A finished run stored without a hook's field: measure it on the saved artifact and store it."""
-    extra = hook.for_stored(inputs, plan.strategy, out / "runs" / plan.key, plan.cfg)
-    if extra:
-        record = {**record, **extra}
-        store.put(record)
+    for hook in hooks:
+        if record["status"] != "ok" or hook.field in record:
+            continue
+        plan = make_plan(record["strategy"], record.get("search", {}).get("params", {}), record["seed"])
+        extra = hook.for_stored(inputs, plan.strategy, out / "runs" / record["key"], plan.cfg)
+        if extra:
+            record = {**record, **extra}
+            store.put({k: v for k, v in record.items() if k != "search"})
     return record
 
 
-def _log_result(label: str, record: dict, metric: str) -> None:
-    if record["status"] != "ok":
-        log.warning("%s: %s", label, record["status"])
-        return
-    test = record.get("test_metrics", {}).get(metric)
-    log.info(
-        "%s: dev %s %.4f%s · %.1fs",
-        label,
-        metric,
-        record["dev_metrics"][metric],
-        f" · test {test:.4f}" if test is not None else "",
-        record["wall_seconds"],
-    )
-
-
-def _report(records, metric, out, bundle, model, show) -> list[dict]:
+def _report(records, metric, out, bundle, model, show, ladder: Ladder) -> list[dict]:
     rows = leaderboard.build(records, metric)
-    leaderboard.write(rows, records, metric, out)
+    search = {s.name: ladder.history(s) for s in ladder.searches}
+    leaderboard.write(rows, records, metric, out, search=search)
     if show and rows:
         leaderboard.print_table(rows, metric, f"{bundle.describe()} · {model}")
     return rows
@@ -232,8 +298,11 @@ def export_best(rows: list[dict], out: Path, dest: Path) -> Path:
     src = out / "runs" / best["best_key"]
     if not src.is_dir():
         raise TunebenchError(f"{src}: the best run's artifact is missing; rerun compare to recreate it")
+    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")  # atomic: other workers export too
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(src, tmp)
     if dest.exists():
         shutil.rmtree(dest)
-    shutil.copytree(src, dest)
+    tmp.rename(dest)
     log.info("exported %s (dev %s %.4f) to %s", best["strategy"], best["metric"], best["dev_mean"], dest)
     return dest

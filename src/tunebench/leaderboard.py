@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
+import os
 import statistics
 from pathlib import Path
 
@@ -15,6 +17,7 @@ COLUMNS = [
     ("dev", "dev {metric}"),
     ("test", "test {metric}"),
     ("seeds", "seeds"),
+    ("trials", "trials"),
     ("time_s", "time (s)"),
     ("train_ex_per_s", "train ex/s"),
     ("peak_mem_mb", "peak mem (MB)"),
@@ -62,6 +65,7 @@ def build(records: list[dict], metric: str) -> list[dict]:
                 "trainable_pct": 100 * first["trainable_params"] / total if total else None,
                 "artifact_mb": first["artifact_bytes"] / 2**20 if ok else None,
                 "status": "ok" if not errors else f"{len(errors)} failed: {errors[-1]}",
+                "trials": (first.get("search") or runs[0].get("search") or {}).get("trials"),
                 "best_key": max(ok, key=lambda r: r["dev_metrics"][metric])["key"] if ok else None,
             }
         )
@@ -92,28 +96,49 @@ def _fmt(row: dict, col: str) -> str:
     return str(v)
 
 
-def _headers(metric: str) -> list[str]:
-    return [h.format(metric=metric) for _, h in COLUMNS]
+def columns(rows: list[dict]) -> list[tuple[str, str]]:
+    """The columns to show: `trials` only when a strategy was searched."""
+    return [(c, h) for c, h in COLUMNS if c != "trials" or any(r.get("trials") for r in rows)]
+
+
+def _headers(metric: str, shown) -> list[str]:
+    return [h.format(metric=metric) for _, h in shown]
 
 
 def to_markdown(rows: list[dict], metric: str) -> str:
-    lines = ["| " + " | ".join(_headers(metric)) + " |", "|" + "---|" * len(COLUMNS)]
+    shown = columns(rows)
+    lines = ["| " + " | ".join(_headers(metric, shown)) + " |", "|" + "---|" * len(shown)]
     for row in rows:
-        lines.append("| " + " | ".join(_fmt(row, c) for c, _ in COLUMNS) + " |")
+        lines.append("| " + " | ".join(_fmt(row, c) for c, _ in shown) + " |")
     return "\n".join(lines) + "\n"
 
 
-def write(rows: list[dict], records: list[dict], metric: str, out_dir: Path) -> None:
+def _atomic_write(path: Path, text: str) -> None:
+    """Write under a name of this process, then rename: workers writing at once never mix files."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def write(
+    rows: list[dict], records: list[dict], metric: str, out_dir: Path, search: dict | None = None
+) -> None:
+    """leaderboard.csv/.md and results.json (with each searched strategy's trials under "search")."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    with open(out_dir / "leaderboard.csv", "w", newline="") as f:
-        keys = [k for k in rows[0] if k != "metric"] if rows else []
-        writer = csv.DictWriter(f, fieldnames=keys, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
-    (out_dir / "leaderboard.md").write_text(to_markdown(rows, metric))
-    (out_dir / "results.json").write_text(
-        json.dumps({"metric": metric, "leaderboard": rows, "runs": records}, indent=1, default=str)
-    )
+    buf = io.StringIO()
+    keys = [k for k in rows[0] if k != "metric"] if rows else []
+    writer = csv.DictWriter(buf, fieldnames=keys, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    _atomic_write(out_dir / "leaderboard.csv", buf.getvalue())
+    _atomic_write(out_dir / "leaderboard.md", to_markdown(rows, metric))
+    results = {
+        "metric": metric,
+        "leaderboard": rows,
+        "runs": records,
+        **({"search": search} if search else {}),
+    }
+    _atomic_write(out_dir / "results.json", json.dumps(results, indent=1, default=str))
 
 
 def print_table(rows: list[dict], metric: str, title: str) -> None:
@@ -121,8 +146,9 @@ def print_table(rows: list[dict], metric: str, title: str) -> None:
     if not console.is_terminal:  # logs and pipes: don't squeeze the table into 80 columns
         console = Console(width=220)
     table = Table(title=title)
-    for i, h in enumerate(_headers(metric)):
-        table.add_column(h, justify="left" if i in (0, len(COLUMNS) - 1) else "right", no_wrap=i == 0)
+    shown = columns(rows)
+    for i, h in enumerate(_headers(metric, shown)):
+        table.add_column(h, justify="left" if i in (0, len(shown) - 1) else "right", no_wrap=i == 0)
     for row in rows:
-        table.add_row(*(_fmt(row, c) for c, _ in COLUMNS))
+        table.add_row(*(_fmt(row, c) for c, _ in shown))
     console.print(table)

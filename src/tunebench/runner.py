@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import platform
 import random
 import shutil
@@ -33,7 +34,7 @@ from .model import HeadOnFeatures, PrefixModel, TaskModel, count_parameters, par
 from .strategies.base import Strategy
 from .training.batching import StateBatches, TokenBatches, pad_rows
 from .training.config import TrainConfig
-from .training.loop import Diverged, fit, predict_logits, resolve_device, resolve_precision
+from .training.loop import Diverged, Pruned, fit, predict_logits, resolve_device, resolve_precision
 
 log = logging.getLogger("tunebench")
 
@@ -49,6 +50,7 @@ class RunInputs:
     max_length: int
     long_text: str = "truncate"  # or "chunk": windows of long texts, predictions pooled per text
     enc: dict = field(default_factory=dict)  # split name -> Encoded
+    use_test: bool = True  # False for search trials: selection sees dev only, test is never scored
 
     def __post_init__(self):
         for name in ("train", "dev", "test"):
@@ -58,7 +60,11 @@ class RunInputs:
 
     @property
     def splits(self) -> list[str]:
-        return list(self.enc)
+        return [s for s in self.enc if s != "test" or self.use_test]
+
+    def dev_only(self) -> RunInputs:
+        """The same inputs (encodings shared, nothing re-encoded) without the test split."""
+        return replace(self, use_test=False)
 
     def split(self, name: str):
         return getattr(self.bundle, name)
@@ -118,10 +124,15 @@ def library_versions() -> dict[str, str]:
     }
 
 
-def run_one(inputs: RunInputs, strategy: Strategy, cfg: TrainConfig, seed: int, key: str, hooks=()) -> dict:
-    """Returns the run record; status 'ok' or 'error: ...' (a failed run never stops the ladder).
-    `hooks`: callables (inputs, strategy, trained backbone, cfg) -> dict of extra record fields, run
-    after a gradient strategy trained (e.g. representation drift); their time is not the run's."""
+def run_one(
+    inputs: RunInputs, strategy: Strategy, cfg: TrainConfig, seed: int, key: str, hooks=(), report=None
+) -> dict:
+    """Returns the run record; status 'ok', 'pruned' or 'error: ...' (a failed run never stops the
+    ladder). `hooks`: callables (inputs, strategy, trained backbone, cfg) -> dict of extra record fields,
+    run after a gradient strategy trained (e.g. representation drift); their time is not the run's.
+    `report(epoch, dev score) -> stop?`: a search's pruner, asked after every epoch.
+    The artifact is written under a temporary name of this process and renamed into `runs/KEY` when the
+    run ends well: workers sharing the output folder never see, or delete, each other's half-written runs."""
     record = {
         "key": key,
         "strategy": strategy.name,
@@ -145,25 +156,33 @@ def run_one(inputs: RunInputs, strategy: Strategy, cfg: TrainConfig, seed: int, 
         "precision": resolve_precision(resolve_device(cfg.device), cfg.precision),
     }
     run_dir = inputs.out_dir / "runs" / key
+    work_dir = run_dir.with_name(f".{key}.{os.getpid()}.tmp")
+    shutil.rmtree(work_dir, ignore_errors=True)
     t_start = time.perf_counter()
     try:
         with PeakMemory(resolve_device(cfg.device)) as mem:
             seed_everything(seed)
             if strategy.kind == "estimator":
-                outcome = _run_features(inputs, strategy, cfg, seed, run_dir)
+                outcome = _run_features(inputs, strategy, cfg, seed, work_dir)
             else:
-                outcome = _run_gradient(inputs, strategy, cfg, seed, run_dir, hooks)
+                outcome = _run_gradient(inputs, strategy, cfg, seed, work_dir, hooks, report)
         record.update(outcome)
         record["status"] = "ok"
+        shutil.rmtree(run_dir, ignore_errors=True)
+        work_dir.rename(run_dir)
     except TunebenchError:
+        shutil.rmtree(work_dir, ignore_errors=True)
         raise  # the user's mistake (a bad option): stop with one line; finished runs are already stored
     except Diverged as err:
         record["status"] = f"error: diverged: {err}"
+    except Pruned as err:  # the search's pruner stopped it: a result (dev so far), not a failure
+        record.update(status="pruned", history=err.history, best_epoch=err.epoch)
     except Exception as err:  # our bug or a library failure: record it, keep the ladder going
         tb = traceback.format_exc(limit=-3)
         record["status"] = f"error: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
         record["traceback"] = tb
-        shutil.rmtree(run_dir, ignore_errors=True)
+    finally:
+        shutil.rmtree(work_dir, ignore_errors=True)  # anything not renamed into place
     record["peak_memory_mb"] = round(mem.peak_mb, 1) if "mem" in locals() else None
     hook_s = record.pop("_hook_seconds", 0.0)  # analysis, not the run's cost
     record["wall_seconds"] = round(time.perf_counter() - t_start - hook_s, 2)
@@ -303,7 +322,9 @@ def prefix_model(inputs: RunInputs, model: TaskModel, source: FrozenSource):
     return PrefixModel(top, model.head), data
 
 
-def _run_gradient(inputs: RunInputs, strategy, cfg: TrainConfig, seed: int, run_dir: Path, hooks) -> dict:
+def _run_gradient(
+    inputs: RunInputs, strategy, cfg: TrainConfig, seed: int, run_dir: Path, hooks, report=None
+) -> dict:
     task = inputs.task
     device = resolve_device(cfg.device)
     full_model = build_model(inputs, strategy, cfg, seed)
@@ -335,6 +356,7 @@ def _run_gradient(inputs: RunInputs, strategy, cfg: TrainConfig, seed: int, run_
             strategy.epoch_hook(cfg),
             description=strategy.name,
             evaluating=strategy.evaluating,
+            report=report,
         )
     t0 = time.perf_counter()
     with strategy.evaluating(model):

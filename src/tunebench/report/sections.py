@@ -16,7 +16,7 @@ def not_measured(what: str) -> str:
 
 
 def leaderboard_section(out) -> str:
-    cols = leaderboard.COLUMNS
+    cols = leaderboard.columns(out.rows)
     head = "".join(
         f"<th class='{'l' if c in ('strategy', 'status') else ''}'>{esc(h.format(metric=out.metric))}</th>"
         for c, h in cols

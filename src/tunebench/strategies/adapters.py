@@ -60,6 +60,11 @@ class Adapters(Strategy):
     tiny_options = {"bottleneck": "4"}
     bottleneck: int = 64
 
+    def search_space(self, cfg, num_layers):
+        """Also the bottleneck width (Houlsby et al. search 8-256; 16-128 covers the useful part)."""
+        sizes = sorted({16, 32, 64, 128, self.bottleneck})
+        return {**super().search_space(cfg, num_layers), "bottleneck": ("choice", sizes)}
+
     def prepare(self, model):
         freeze(model.backbone)
         for i, layer in enumerate(encoder_layers(model.backbone)):

@@ -64,6 +64,19 @@ class Strategy:
         0: none, the whole model runs every step."""
         return 0
 
+    def search_space(self, cfg: TrainConfig, num_layers: int) -> dict[str, tuple]:
+        """What `compare --search` tunes around the resolved defaults `cfg`: name (a training setting or
+        one of the strategy's options) -> ("log" | "float" | "int", low, high) or ("choice", values).
+        The defaults must lie inside (the search's first trial is the default configuration).
+        Gradient strategies: the learning rate on a log scale, 4x either side of the default, and the
+        epochs; an estimator (features) chooses its own C on dev and has nothing more to search."""
+        if self.kind != "gradient":
+            return {}
+        return {
+            "lr": ("log", cfg.lr / 4, cfg.lr * 4),
+            "epochs": ("int", max(1, cfg.epochs - 1), cfg.epochs + 2),
+        }
+
     def param_groups(self, model: nn.Module, cfg: TrainConfig) -> list[dict]:
         return decay_groups(model.named_parameters(), cfg.lr, cfg.weight_decay)
 

@@ -28,6 +28,11 @@ class Head(Strategy):
             "device=cpu:cached": 0.5,
         }
     )
+
+    def search_space(self, cfg, num_layers):
+        """The learning rate only: the head trains until dev stops improving (patience), not for set epochs."""
+        return {"lr": ("log", cfg.lr / 4, cfg.lr * 4)}
+
     uses_cached_features = True
 
     def frozen_blocks(self, model) -> int:

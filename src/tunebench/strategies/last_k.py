@@ -26,6 +26,11 @@ class LastK(Strategy):
     tiny_options = {"k": "1"}
     k: int = 2
 
+    def search_space(self, cfg, num_layers):
+        """Also k: from the top layer alone to the top half (more is close to full fine-tuning)."""
+        high = min(num_layers, max(self.k, num_layers // 2 + 1))
+        return {**super().search_space(cfg, num_layers), "k": ("int", 1, high)}
+
     def prepare(self, model):
         layers = encoder_layers(model.backbone)
         if not 1 <= self.k <= len(layers):

@@ -30,6 +30,10 @@ class LLRD(WholeModelExport, Strategy):
     )
     factor: float = 0.8
 
+    def search_space(self, cfg, num_layers):
+        """Also the decay factor: ULMFiT's 1/2.6 is aggressive for 12 layers, 0.8-0.95 is common for BERT."""
+        return {**super().search_space(cfg, num_layers), "factor": ("float", min(0.6, self.factor), 0.95)}
+
     def prepare(self, model):
         if not 0 < self.factor <= 1:
             raise TunebenchError(

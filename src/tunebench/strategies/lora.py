@@ -44,6 +44,15 @@ class LoRA(PeftExport, Strategy):
     dropout: float = 0.1
     targets: str = "all-linear"  # all-linear | auto (peft's per-architecture choice) | "query,value"
 
+    def search_space(self, cfg, num_layers):
+        """Also the rank and the scale: r in 4-16 and alpha = r to 4r cover what the LoRA paper and
+        peft's examples use."""
+        return {
+            **super().search_space(cfg, num_layers),
+            "r": ("choice", sorted({4, 8, 16, self.r})),
+            "alpha": ("choice", sorted({8, 16, 32, self.alpha})),
+        }
+
     def peft_config(self, default_targets: list[str] | None = None):
         if self.targets in ("all-linear", "auto") and default_targets is not None:
             targets = default_targets  # the backbone names its own (image CNNs: 1x1 convs + linears)

@@ -121,7 +121,8 @@ class StateBatches(TokenBatches):
         mask = torch.zeros((len(idx), width), dtype=torch.long)
         for j, i in enumerate(idx):
             a, b = self.offsets[i], self.offsets[i + 1]
-            hidden[j, : b - a] = torch.from_numpy(np.asarray(self.states[a:b], dtype=np.float32))
+            rows = np.asarray(self.states[a:b], dtype=np.float32)  # read-only when the cache was on disk
+            hidden[j, : b - a] = torch.from_numpy(rows if rows.flags.writeable else rows.copy())
             mask[j, : b - a] = 1
         return {"hidden_states": hidden, "attention_mask": mask}
 

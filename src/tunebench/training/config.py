@@ -35,7 +35,10 @@ class TrainConfig:
             (self.patience >= 1, "--patience must be >= 1"),
             (0 <= self.dropout < 1, "--dropout must be in [0, 1)"),
             (self.max_length is None or self.max_length >= 8, "--max-length must be >= 8"),
-            (self.device in ("auto", "cpu", "cuda"), "--device: auto, cpu or cuda"),
+            (
+                self.device in ("auto", "cpu", "cuda") or _cuda_index(self.device),
+                f"--device {self.device}: auto, cpu, cuda or cuda:N",
+            ),
             (self.precision in ("auto", "fp32", "bf16"), "--precision: auto, fp32 or bf16"),
         ]
         for ok, msg in checks:
@@ -48,3 +51,9 @@ class TrainConfig:
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+
+def _cuda_index(device: str) -> bool:
+    """`cuda:N`: one GPU of several (a worker per GPU)."""
+    kind, _, index = device.partition(":")
+    return kind == "cuda" and index.isdigit()

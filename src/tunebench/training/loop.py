@@ -36,6 +36,14 @@ class Diverged(RuntimeError):
     """Loss became NaN/inf: a run failure (learning rate too high), recorded as such."""
 
 
+class Pruned(RuntimeError):
+    """The search's pruner stopped the run after `epoch` (its dev scores so far are not promising)."""
+
+    def __init__(self, epoch: int, history: list[dict]):
+        super().__init__(f"pruned after epoch {epoch}")
+        self.epoch, self.history = epoch, history
+
+
 @dataclass
 class FitResult:
     best_epoch: int
@@ -172,7 +180,10 @@ def fit(
     on_epoch_start: Callable[[nn.Module, int], list[dict] | None] | None = None,
     description: str = "train",
     evaluating: Callable[[nn.Module], AbstractContextManager] = lambda model: nullcontext(),
+    report: Callable[[int, float], bool] | None = None,
 ) -> FitResult:
+    """Train `model` for up to `cfg.epochs`, keep the best epoch on dev. `report(epoch, dev score)` is asked
+    after every epoch (a search's pruner); when it answers True the run stops with `Pruned`."""
     device = resolve_device(cfg.device)
     model.to(device)
     run = torch.compile(model) if cfg.compile else model  # same parameters; `model` stays the handle
@@ -280,6 +291,8 @@ def fit(
             bad_epochs += 1
             if bad_epochs >= cfg.patience:
                 break
+        if report is not None and epoch + 1 < cfg.epochs and report(epoch + 1, score):
+            raise Pruned(epoch + 1, result.history)
 
     # -- restore the best epoch (params unfrozen after it go back to their values before training)
     best_state = dict(best_state.items())  # read back (once) from disk if it went there
