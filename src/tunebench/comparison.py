@@ -180,6 +180,8 @@ def compare(
         raise
     records = [_with_hooks(r, hooks, inputs, make_plan, out, ladder.store) for r in ladder.records()]
     rows = _report(records, task_obj.primary_metric, out, bundle, model, show, ladder)
+    for s in ladder.searches:
+        _log_search(s.name, ladder.history(s), task_obj.primary_metric)
     if export:
         export_best(rows, out, Path(export))
     return rows
@@ -279,6 +281,30 @@ def _with_hooks(record: dict, hooks, inputs: RunInputs, make_plan, out: Path, st
             record = {**record, **extra}
             store.put({k: v for k, v in record.items() if k != "search"})
     return record
+
+
+def _log_search(name: str, history: list[dict], metric: str) -> None:
+    """What a strategy's search chose, beside its default: one line."""
+    done = [t for t in history if t["state"] == "complete"]
+    if not done:
+        log.warning("%s: none of its %d search trials finished", name, len(history))
+        return
+    best = max(done, key=lambda t: (t["value"], -t["number"]))
+    default = next((t for t in history if t["default"]), None)
+    shown = ", ".join(
+        f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in best["params"].items()
+    )
+    pruned = sum(t["state"] == "pruned" for t in history)
+    log.info(
+        "%s: best of %d trials (%d pruned) dev %s %.4f with %s%s",
+        name,
+        len(history),
+        pruned,
+        metric,
+        best["value"],
+        shown,
+        f"; the default gave {default['value']:.4f}" if default and default["value"] is not None else "",
+    )
 
 
 def _report(records, metric, out, bundle, model, show, ladder: Ladder) -> list[dict]:

@@ -8,6 +8,7 @@ and layer probes then reuse the same file instead of running the backbone again.
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 from pathlib import Path
 
@@ -103,7 +104,7 @@ class FrozenSource:
         self.seconds += time.perf_counter() - t0
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")  # this process's name: workers share the cache
             save_file({"array": array}, str(tmp))
             tmp.replace(path)  # atomic: an interrupted write never leaves a corrupt cache entry
         return array
@@ -148,7 +149,7 @@ class FrozenSource:
         t0 = time.perf_counter()
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp.npy")
+            tmp = path.with_suffix(f".{os.getpid()}.tmp.npy")  # this process's name: workers share the cache
             out = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=shape)
         else:
             out = np.zeros(shape, dtype=dtype)

@@ -14,6 +14,7 @@ from .leaderboard_checks import diagnose_output
 from .output import load_output
 from .plots import color, esc
 from .recommend import analyse
+from .search_section import search_section
 from .sections import (
     diagnostics_section,
     drift_section,
@@ -64,6 +65,7 @@ def render(out_dir: str | Path) -> str:
         leaderboard_section(out),
         pareto_section(out, colors),
         learning_curves_section(out, colors),
+        search_section(out, colors),
         diagnostics_section(warnings),
         recommendation_section(analysis),
         probe_section(out.out_dir, out.metric),

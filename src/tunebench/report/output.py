@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import leaderboard
@@ -21,12 +21,14 @@ class Output:
     rows: list[dict]
     source: str  # the file the records came from
     facts: dict  # what other tools measured on the same data: {"gap": "small"|..., "truncated_share": x}
+    search: dict = field(default_factory=dict)  # each searched strategy's trials: {name: [trial, ...]}
 
 
 def load_output(out_dir: str | Path) -> Output:
     """Records from `OUT/results.json` (the last compare), else every run in `OUT/runs.sqlite`."""
     out = Path(out_dir)
     results, db = out / "results.json", out / "runs.sqlite"
+    search: dict = {}
     if results.is_file():
         try:
             data = json.loads(results.read_text())
@@ -35,7 +37,7 @@ def load_output(out_dir: str | Path) -> Output:
             raise TunebenchError(
                 f"{results}: not a tunebench results file ({err}); rerun compare to rewrite it"
             ) from None
-        source = results
+        source, search = results, _search(data.get("search"))
     elif db.is_file():
         try:  # read-only: a report never changes the folder it reads
             with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as con:
@@ -50,8 +52,25 @@ def load_output(out_dir: str | Path) -> Output:
     if not records:
         raise TunebenchError(f"{source}: no runs recorded yet; wait for the compare to finish a run")
     return Output(
-        out, metric, records, leaderboard.build(records, metric), str(source), folder_facts(out, records)
+        out,
+        metric,
+        records,
+        leaderboard.build(records, metric),
+        str(source),
+        folder_facts(out, records),
+        search,
     )
+
+
+def _search(value) -> dict:
+    """results.json's "search" ({strategy: [trial, ...]}), less anything malformed; {} if absent."""
+    if not isinstance(value, dict):
+        return {}
+    return {
+        str(name): [t for t in trials if isinstance(t, dict)]
+        for name, trials in value.items()
+        if isinstance(trials, list) and any(isinstance(t, dict) for t in trials)
+    }
 
 
 def folder_facts(out_dir: Path, records: list[dict]) -> dict:

@@ -1,4 +1,5 @@
-"""Inline SVG charts (no plotting library, no network): a Pareto scatter, line charts and a heatmap.
+"""Inline SVG charts (no plotting library, no network): a Pareto scatter, a trial scatter, line charts
+and a heatmap.
 
 Every string that reaches the SVG goes through `esc`; numbers are formatted by us.
 """
@@ -130,12 +131,18 @@ def _svg(body: list[str], title: str, cls: str) -> str:
 
 
 def _legend(items: list[tuple]) -> list[str]:
-    """items: (label, colour, dash) for a line, or (label, colour, dash, "dot") for a marker."""
+    """items: (label, colour, dash) for a line, or (label, colour, dash, "dot" | "hollow") for a marker
+    (a hollow one dashed when `dash` is set)."""
     x, out = W - M["right"] + 14, []
     for i, (label, col, dash, *shape) in enumerate(items[:18]):
         y = M["top"] + 10 + i * 18
         if shape == ["dot"]:
             out.append(f'<circle cx="{x + 9}" cy="{y}" r="5" fill="{col}"/>')
+        elif shape == ["hollow"]:
+            out.append(
+                f'<circle cx="{x + 9}" cy="{y}" r="5" fill="#fff" stroke="{col}" stroke-width="1.8" '
+                f'stroke-dasharray="{dash}"/>'
+            )
         else:
             out.append(
                 f'<line x1="{x}" x2="{x + 18}" y1="{y}" y2="{y}" stroke="{col}" stroke-width="3" '
@@ -232,6 +239,37 @@ def line_svg(series: list[dict], x_label: str, y_label: str, log_x: bool = False
             )
     body += _legend([(s["name"], s["color"], s.get("dash", "")) for s in series])
     return _svg(body, title or f"{y_label} vs {x_label}", "plot lines")
+
+
+def scatter_svg(points: list[dict], x_label: str, y_label: str, legend: list[tuple], title: str) -> str:
+    """points: {x (>0), y, color, r?, hollow?, ring?, label?, tip?}, drawn in order (later on top); log x.
+    `title` is shown above the frame; `legend` as for `_legend`."""
+    points = [p for p in points if (p.get("x") or 0) > 0 and p.get("y") is not None]
+    if not points:
+        return ""
+    ax = _Axes([p["x"] for p in points], [p["y"] for p in points], log_x=True, pad=0.12)
+    body = ax.frame(x_label, y_label)
+    body.append(f'<text x="{M["left"]}" y="{M["top"] - 8}" class="axis">{esc(title)}</text>')
+    for p in points:
+        cx, cy, r, col = ax.px(p["x"]), ax.py(p["y"]), p.get("r", 5), p["color"]
+        if p.get("ring"):
+            body.append(
+                f'<circle class="ring" cx="{cx:.1f}" cy="{cy:.1f}" r="{r + 4}" fill="none" stroke="#000" '
+                'stroke-width="1.5" stroke-dasharray="3 2"/>'
+            )
+        paint = (
+            f'fill="#fff" fill-opacity="0.6" stroke="{col}" stroke-width="1.8"'
+            if p.get("hollow")
+            else f'fill="{col}" fill-opacity="0.85" stroke="#fff" stroke-width="0.8"'
+        )
+        body.append(
+            f'<circle class="{"hollow" if p.get("hollow") else "point"}" cx="{cx:.1f}" cy="{cy:.1f}" '
+            f'r="{r}" {paint}><title>{esc(p.get("tip", ""))}</title></circle>'
+        )
+        if p.get("label"):
+            body.append(f'<text x="{cx + r + 4:.1f}" y="{cy - 4:.1f}" class="label">{esc(p["label"])}</text>')
+    body += _legend(legend)
+    return _svg(body, title, "plot scatter")
 
 
 def heatmap_svg(
