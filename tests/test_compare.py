@@ -147,12 +147,12 @@ def test_cli_strategies_lists_the_registry(capsys):
     ("extra", "message"),
     [
         (["--strategies", "nope"], "unknown strategy 'nope'; choose from"),
-        (["--opt", "lora.rank=4"], "--opt lora.rank: unknown option; lora takes: r, alpha"),
+        (["--opt", "lora.rank=4"], "--opt lora.rank: unknown option; lora takes its own: r, alpha"),
         (["--opt", "lora"], "--opt lora: expected STRATEGY.KEY=VALUE"),
-        (["--opt", "last-k.k=x"], "--opt last-k.k=x: expected a int"),
+        (["--opt", "last-k.k=x"], "--opt last-k.k=x: expected an integer"),
         (["--opt", "last-k.k=9", "--strategies", "last-k"], "last-k.k=9: the model has 2 layers"),
         (["--lr", "-1"], "--lr must be > 0"),
-        (["--model", "/nonexistent/model"], "model '/nonexistent/model': cannot load"),
+        (["--model", "/nonexistent/model"], "model '/nonexistent/model': no such folder"),
     ],
 )
 def test_cli_bad_input_gives_one_line(tiny_model, tiny_data, tmp_path, capsys, extra, message):

@@ -2,11 +2,11 @@
 
 from ._version import __version__
 
-__all__ = ["Predictor", "__version__", "compare", "predict"]
+__all__ = ["Comparison", "Predictor", "__version__", "compare", "predict"]
 
 
 def __getattr__(name: str):
-    if name in ("compare", "predict", "Predictor"):
+    if name in ("compare", "predict", "Predictor", "Comparison"):
         # lazy (PEP 562): `import tunebench` stays fast; torch, transformers and peft load on first use
         from . import api
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
@@ -34,12 +35,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--version", action="version", version=f"tunebench {__version__}")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars or info lines")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug lines too")
     sub = p.add_subparsers(dest="command", required=True)
 
     c = sub.add_parser("compare", help="run the strategy ladder and print a leaderboard")
     add_data_args(c)
     add_ladder_args(c, "features head last-k full lora bitfit")
     c.add_argument("--export", help="copy the best run's artifact here")
+    c.add_argument(
+        "--json", action="store_true", help="print the leaderboard as JSON on stdout (logs stay on stderr)"
+    )
     add_search_args(c)
 
     s = sub.add_parser("strategies", help="list the strategies (for one task: which apply and why not)")
@@ -61,7 +66,12 @@ def _parser() -> argparse.ArgumentParser:
 def _cmd_compare(a) -> int:
     from .api import compare  # heavy (torch, transformers, peft): loaded when the command runs
 
-    rows = compare(data_config(a), export=a.export, **ladder_kwargs(a), **search_kwargs(a))
+    kwargs = {**ladder_kwargs(a), **search_kwargs(a)}
+    if a.json:
+        kwargs["show"] = False  # stdout is the JSON's
+    rows = compare(data_config(a), export=a.export, **kwargs)
+    if a.json:
+        print(json.dumps(rows, indent=1, default=str))
     failed = [r for r in rows if r["status"] != "ok"]
     for r in failed:  # at the end, where it is read: which strategy failed and why
         print(f"tunebench: {r['strategy']}: {r['status']}", file=sys.stderr)
@@ -74,6 +84,7 @@ def _cmd_compare(a) -> int:
 def _cmd_strategies(a) -> None:
     # heavy (torch, transformers, peft): loaded when the command runs
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     from .comparison import default_strategies
@@ -94,7 +105,7 @@ def _cmd_strategies(a) -> None:
             train = task.train_defaults(name, train) if cls.kind == "gradient" else train
             settings = cls.from_options(task.strategy_options.get(name, {})).settings()
         defaults = ", ".join(f"{k}={v}" for k, v in {**train, **settings}.items())
-        row = [name + (" *" if name in ladder else ""), cls.summary, defaults]
+        row = [escape(name + (" *" if name in ladder else "")), escape(cls.summary), escape(defaults)]
         if task:
             row.append("no" if task.applies(cls) else "yes")
         table.add_row(*row)
@@ -102,7 +113,7 @@ def _cmd_strategies(a) -> None:
     console.print(table)
     for name, cls in STRATEGIES.items() if task else []:
         if task.applies(cls):
-            console.print(f"{name}: {task.applies(cls)}", soft_wrap=True)
+            console.print(escape(f"{name}: {task.applies(cls)}"), soft_wrap=True)
 
 
 def _cmd_predict(a) -> None:
@@ -112,12 +123,26 @@ def _cmd_predict(a) -> None:
     logging.getLogger("tunebench").info("wrote %d predictions to %s", len(rows), a.out)
 
 
+GLOBAL_FLAGS = ("-q", "--quiet", "-v", "--verbose")
+
+
+def _global_flags_first(argv: list[str]) -> list[str]:
+    """`tunebench compare ... -q` means `tunebench -q compare ...` (as git, pip and docker read it)."""
+    end = argv.index("--") if "--" in argv else len(argv)
+    flags = [a for a in argv[:end] if a in GLOBAL_FLAGS]
+    return flags + [a for a in argv[:end] if a not in GLOBAL_FLAGS] + argv[end:]
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = _parser().parse_args(_global_flags_first(sys.argv[1:] if argv is None else list(argv)))
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s")
+    if args.verbose and not args.quiet:  # our debug lines, not every library's
+        logging.getLogger("tunebench").setLevel(logging.DEBUG)
     warnings.filterwarnings("ignore", category=FutureWarning)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     progress.set_enabled(not args.quiet and sys.stderr.isatty())
+    if args.quiet:  # the hub's and transformers' bars ("Loading weights") too; read when they are imported
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     try:
         builtin = {"compare": _cmd_compare, "strategies": _cmd_strategies, "predict": _cmd_predict}
         code = (builtin.get(args.command) or args.func)(args)

@@ -119,6 +119,13 @@ def add_search_args(c: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--workers", type=int, default=1, help="start N worker processes on this machine (CPU)")
     g.add_argument("--devices", nargs="+", metavar="DEVICE", help="one worker per device, e.g. cuda:0 cuda:1")
+    c.add_argument(
+        "--track",
+        nargs="+",
+        choices=["mlflow", "trackio"],
+        help="log each run (settings, per-epoch metrics, artifact) to MLflow (MLFLOW_TRACKING_URI, else "
+        "OUT/mlflow.db) and/or trackio; pip install 'tunebench[mlflow]' / 'tunebench[trackio]'",
+    )
 
 
 def search_kwargs(a) -> dict:
@@ -130,6 +137,7 @@ def search_kwargs(a) -> dict:
         "storage": a.storage,
         "workers": a.workers,
         "devices": a.devices,
+        "track": a.track,
     }
 
 
@@ -167,7 +175,7 @@ def ladder_kwargs(a) -> dict:
         "max_length": a.max_length,
         "drift": a.drift,
         "long_text": a.long_text,
-        "show": not a.quiet,
+        "show": True,  # -q drops progress and info lines, not the result
     }
 
 

@@ -17,7 +17,9 @@ from .errors import TunebenchError
 from .runner import RunInputs
 from .store import RunStore, check_out_dir, check_url, default_url, run_key
 from .strategies import STRATEGIES, default_ladder
+from .strategies.base import convert_option
 from .tasks import get_task
+from .trackers import open_trackers
 from .training.config import TrainConfig
 from .worker import Ladder, Plan, Search
 
@@ -41,10 +43,18 @@ def resolve_strategy(name: str, options: dict[str, str], train_overrides: dict, 
     cfg = TrainConfig().replace(**defaults).replace(**train_overrides)
     if per_strategy_train:
         typed = {
-            k: type(getattr(cfg, k) if getattr(cfg, k) is not None else 0)(v)
+            k: convert_option(v, getattr(cfg, k) if getattr(cfg, k) is not None else 0, f"{name}.{k}")
             for k, v in per_strategy_train.items()
         }
-        cfg = cfg.replace(**typed)
+        try:
+            cfg = cfg.replace(**typed)
+        except TunebenchError as err:  # "--lr must be > 0" is about --opt full.lr=-1 here
+            for k, v in per_strategy_train.items():
+                flag = "--" + k.replace("_", "-")
+                if str(err).startswith(flag):
+                    why = str(err)[len(flag) :].lstrip(":").strip()
+                    raise TunebenchError(f"--opt {name}.{k}={v}: {why}") from None
+            raise
     return strategy, cfg.replace(max_length=max_length)
 
 
@@ -70,6 +80,7 @@ def compare(
     storage: str | None = None,
     workers: int = 1,
     devices: list[str] | None = None,
+    track: list[str] | None = None,
 ) -> list[dict]:
     """Run `strategies` x `seeds` on `data`; returns the leaderboard rows (best first).
 
@@ -86,7 +97,8 @@ def compare(
     best configuration then runs on every seed. `storage`: the database runs and trials are kept in
     (default `OUT/runs.sqlite`; `postgresql://...` to share one comparison between machines): every
     process started with the same arguments and storage takes the next pending run. `workers=N` starts
-    N such processes here (on CPU), `devices=["cuda:0", "cuda:1"]` one per GPU.
+    N such processes here (on CPU), `devices=["cuda:0", "cuda:1"]` one per GPU. `track=["mlflow"]` logs
+    each run to experiment trackers (mlflow, trackio).
     """
     quiet_libraries()
     if isinstance(data, str):
@@ -98,6 +110,7 @@ def compare(
     _check_search(search, search_budget, pruner, workers)
     out = check_out_dir(out)  # before any loading: a bad --out costs nothing
     url = check_url(storage) if storage else default_url(out)
+    trackers = open_trackers(track, out)  # a missing tracker package is one line, before any loading
     options = options or {}
     for n in [*(strategies or []), *options]:
         if n != "all":
@@ -166,6 +179,7 @@ def compare(
         list(seeds),
         pruner,
         hooks,
+        trackers,
     )
     try:
         ladder.work()

@@ -10,6 +10,7 @@ import statistics
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 COLUMNS = [
@@ -150,5 +151,5 @@ def print_table(rows: list[dict], metric: str, title: str) -> None:
     for i, h in enumerate(_headers(metric, shown)):
         table.add_column(h, justify="left" if i in (0, len(shown) - 1) else "right", no_wrap=i == 0)
     for row in rows:
-        table.add_row(*(_fmt(row, c) for c, _ in shown))
+        table.add_row(*(escape(_fmt(row, c)) for c, _ in shown))  # "[...]" in an error is not markup
     console.print(table)

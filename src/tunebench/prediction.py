@@ -10,6 +10,7 @@ import numpy as np
 from safetensors.numpy import load_file as load_np
 
 from .artifacts import read_manifest
+from .errors import TunebenchError
 from .extract import FrozenSource
 from .model import TaskModel
 from .runner import RunInputs, frozen_inputs
@@ -89,9 +90,12 @@ def predict(
 ) -> list[dict]:
     """One dict per input example (the task decides the fields: label + prob_<class>, score, tokens/tags,
     answer + score); written as CSV to `out` if given."""
+    task = get_task(read_manifest(Path(model))["task"])
+    try:  # the input first: a wrong file costs nothing, not a model load
+        inputs = task.read_inputs(data, text_col=text_col, text_pair_col=text_pair_col)
+    except TunebenchError as err:  # say what the export expects: a tagger wants words, QA questions ...
+        raise TunebenchError(f"{err} (the export in {model} is a {task.name} model)") from None
     predictor = Predictor(model)
-    task = predictor.task
-    inputs = task.read_inputs(data, text_col=text_col, text_pair_col=text_pair_col)
     outputs, enc, per_example = predictor.outputs(inputs, batch_size, device)
     rows = task.predictions(outputs, enc if not per_example else None, inputs, predictor.label_names)
     if out is not None:

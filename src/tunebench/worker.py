@@ -26,6 +26,7 @@ from optuna.trial import TrialState
 from . import trials
 from .runner import RunInputs, run_one
 from .store import RunStore, run_key
+from .trackers import log_run
 
 log = logging.getLogger("tunebench")
 
@@ -83,9 +84,11 @@ class Ladder:
         seeds: list[int],
         pruner: str = "median",
         hooks: tuple = (),
+        trackers: list | None = None,
     ):
         self.url, self.inputs, self.metric, self.make_plan = url, inputs, metric, make_plan
         self.seeds, self.hooks, self.store = list(seeds), hooks, RunStore(url=url)
+        self.trackers = trackers or []
         self.fixed_plans = fixed
         self.plans = {p.key: p for p in fixed}  # every run this command wants, by key
         self.finals: dict[str, list[Plan]] = {}  # strategy -> its best configuration on every seed
@@ -201,6 +204,12 @@ class Ladder:
                     record = run_one(inputs, plan.strategy, plan.cfg, plan.seed, plan.key, hooks, report)
                 self.store.put(record)
                 _log_result(label, record, self.metric)
+                if self.trackers:
+                    log_run(
+                        self.trackers,
+                        {**record, "search_trial": bool(s)},
+                        self.inputs.out_dir / "runs" / plan.key,
+                    )
         except KeyboardInterrupt:
             trials.requeue(job.study, job.trial)  # rerunning the command resumes it
             raise

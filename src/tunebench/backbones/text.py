@@ -12,11 +12,14 @@ import importlib
 import json
 import logging
 import os
+import socket
+import urllib.parse
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from huggingface_hub import constants, try_to_load_from_cache
 from torch import nn
 from transformers import AutoModel, AutoTokenizer
 from transformers.utils import logging as hf_logging
@@ -100,9 +103,37 @@ def _sentence_transformers_facts(path: str) -> tuple[str | None, int | None]:
     return pooling, max_len
 
 
+def hub_reachable(repo_id: str, timeout: float = 3.0) -> bool:
+    """True when `repo_id` is cached, or the hub answers a TCP connection within `timeout` seconds.
+    Without this, an uncached id offline costs about a minute of retries before the library gives up.
+    Behind a proxy (HTTPS_PROXY) the connection goes through it: assume reachable."""
+    if constants.HF_HUB_OFFLINE:
+        return isinstance(try_to_load_from_cache(repo_id, "config.json"), str)
+    if isinstance(try_to_load_from_cache(repo_id, "config.json"), str):
+        return True
+    if os.environ.get("HTTPS_PROXY") or os.environ.get("https_proxy"):
+        return True
+    host = urllib.parse.urlparse(constants.ENDPOINT).hostname or "huggingface.co"
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+    except OSError:
+        return False
+    return True
+
+
 def load_backbone(name: str = "minilm", trust_remote_code: bool = False, pooling: str = "auto") -> Backbone:
     """Load model + tokenizer; fail with one line when offline and the hub id is not cached."""
     path = resolve_model_path(name)
+    looks_local = str(path).startswith((".", "/", "~")) or str(path).count("/") > 1  # hub ids: org/name
+    if looks_local and not Path(path).expanduser().exists():
+        raise TunebenchError(
+            f"model '{name}': no such folder; give a model folder (config.json, weights, tokenizer) or a hub id"
+        )
+    if not looks_local and not Path(path).exists() and not hub_reachable(path):
+        raise TunebenchError(
+            f"model '{name}': cannot load (it is not cached and the hub is unreachable (offline): download it "
+            "once with internet, or pass a local directory)"
+        )
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # we report missing weights ourselves, in one line
     try:

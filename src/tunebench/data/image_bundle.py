@@ -143,6 +143,11 @@ def load_images(cfg) -> ImageBundle:
     path, name = _resolve(cfg)
     data = load_image_folder(path)
     classes = data.class_names
+    if len(classes) < 2:
+        raise TunebenchError(
+            f"{data.source}: one class ({', '.join(classes) or 'none'}); image classification needs at least "
+            "2, one sub-folder of images per class"
+        )
     for split_name, split in data.splits.items():
         _warn_skipped(data.source, split_name, split)
     train = _items(data.splits["train"], classes, path, data.source)

@@ -62,6 +62,11 @@ def describe_path(path: str | os.PathLike) -> str:
 
 def detect_format(path: str | os.PathLike) -> tuple[str, bool]:
     """Return (format, gzipped) from the file name; unknown extensions are a user error."""
+    if Path(path).is_dir():
+        raise TunebenchError(
+            f"{path}: is a directory; give a data file ({', '.join(FORMATS)}), or for images in one folder per "
+            "class add --task image-classification"
+        )
     name = Path(path).name.lower()
     gz = name.endswith(".gz")
     if gz:
@@ -192,7 +197,10 @@ def _parse_tsv(path, text: str, names: list[str] | None) -> Table:
 def _parse_csv(path, text: str, names: list[str] | None) -> Table:
     if csv.field_size_limit() < _CSV_FIELD_LIMIT:
         csv.field_size_limit(_CSV_FIELD_LIMIT)
-    reader = csv.reader(io.StringIO(text, newline=""))
+    first = text.split("\n", 1)[0]
+    # a ".csv" from a spreadsheet in a comma-decimal locale is ";"-separated: read it as written
+    delimiter = "," if "," in first else next((d for d in (";", "\t", "|") if d in first), ",")
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     rows, lines = [], []
     header = list(names) if names else None
     prev_end = 0
@@ -212,7 +220,8 @@ def _parse_csv(path, text: str, names: list[str] | None) -> Table:
         raise TunebenchError(
             f"{path} line {reader.line_num}: malformed CSV ({e}); check the quotes on that line"
         ) from None
-    hint = "an unquoted comma in a text field? put such fields in double quotes"
+    shown = {"\t": "tab"}.get(delimiter, delimiter)
+    hint = f"an unquoted '{shown}' in a text field? put such fields in double quotes"
     return _to_table(path, header or [], rows, lines, hint)
 
 

@@ -56,13 +56,16 @@ def load_text_classification(cfg: DataConfig) -> DataBundle:
 # ----------------------------------------------------------------------------- labels
 
 
+MISSING = ("nan", "none", "null")  # what pandas, Python and JSON write for a missing cell
+
+
 def _label_key(v: object) -> str | None:
     """Canonical string of a label: "1" for 1, 1.0 and " 1 "; None when missing."""
     if v is None or isinstance(v, bool):
         return None if v is None else str(v).lower()
     if isinstance(v, str):
         v = v.strip()
-        if not v:
+        if not v or v.lower() in MISSING:
             return None
         if _INT.fullmatch(v):
             return str(int(v))

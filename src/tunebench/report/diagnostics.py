@@ -283,8 +283,15 @@ def _check_classes(record: dict, warn) -> None:
             "warning",
             f"per-class dev F1 ranges from {per_class[lo]:.3f} ('{lo}') to {per_class[hi]:.3f} ('{hi}')"
             f"{f' and accuracy exceeds macro-F1 by {gap:.3f}' if gap >= 0.05 else ''}; "
-            "the record has no label counts, so imbalance is inferred, not counted.",
-            f"count the labels of '{lo}'; if it is rare, weight the loss or oversample it and rank by macro_f1.",
+            + (
+                f"the labels are not imbalanced ({min(counts.values())}-{max(counts.values())} per "
+                f"class), so '{lo}' is harder, not rarer."
+                if counts
+                else "the record has no label counts, so imbalance is inferred, not counted."
+            ),
+            f"look at dev examples of '{lo}' the model gets wrong; more labelled examples of it help most."
+            if counts
+            else f"count the labels of '{lo}'; if it is rare, weight the loss or oversample it and rank by macro_f1.",
         )
 
 

@@ -125,14 +125,18 @@ class Strategy:
         kwargs = {}
         for key, raw in options.items():
             if key not in known:
+                train = sorted(set(TrainConfig.__dataclass_fields__) - set(known))
+                ownership = f"its own: {', '.join(known)}" if known else "none of its own"
                 raise TunebenchError(
-                    f"--opt {cls.name}.{key}: unknown option; {cls.name} takes: {', '.join(known) or 'none'}"
+                    f"--opt {cls.name}.{key}: unknown option; {cls.name} takes {ownership}; "
+                    f"and the training settings: {', '.join(train)}"
                 )
-            kwargs[key] = _convert(raw, known[key].default, f"{cls.name}.{key}")
+            kwargs[key] = convert_option(raw, known[key].default, f"{cls.name}.{key}")
         return cls(**kwargs)
 
 
-def _convert(raw: str, default: Any, where: str) -> Any:
+def convert_option(raw: str, default: Any, where: str) -> Any:
+    """An `--opt where=raw` string as the type of `default` (bools: true/false/1/0/yes/no)."""
     if not isinstance(raw, str):
         return raw
     try:
@@ -145,7 +149,8 @@ def _convert(raw: str, default: Any, where: str) -> Any:
         if isinstance(default, float):
             return float(raw)
     except ValueError:
-        raise TunebenchError(f"--opt {where}={raw}: expected a {type(default).__name__}") from None
+        kind = {"bool": "true or false", "int": "an integer", "float": "a number"}.get(type(default).__name__)
+        raise TunebenchError(f"--opt {where}={raw}: expected {kind}") from None
     return raw
 
 

@@ -1,0 +1,45 @@
+"""CLI conventions users know from git/pip/docker: global flags after the subcommand, JSON on stdout,
+rich markup shown as text, and `--opt` messages that name what was given and what is accepted."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tunebench.cli import _global_flags_first, main
+from tunebench.comparison import resolve_strategy
+from tunebench.errors import TunebenchError
+
+
+def test_quiet_and_verbose_are_accepted_after_the_subcommand():
+    assert _global_flags_first(["compare", "--data", "x", "-q"]) == ["-q", "compare", "--data", "x"]
+    assert _global_flags_first(["compare", "-v", "--", "-q"]) == ["-v", "compare", "--", "-q"]
+    assert main(["strategies", "-q"]) == 0
+
+
+def test_compare_json_prints_the_leaderboard_on_stdout(tiny_model, tiny_data, tmp_path, capsys):
+    argv = ["compare", "--data", tiny_data["train"], "--dev", tiny_data["dev"], "--model", tiny_model]
+    assert main([*argv, "--strategies", "features", "head", "--out", str(tmp_path), "--json", "-q"]) == 0
+    rows = json.loads(capsys.readouterr().out)  # stdout is nothing but the JSON
+    assert sorted(r["strategy"] for r in rows) == ["features", "head"]
+    assert all(isinstance(r["dev_mean"], float) for r in rows)
+
+
+def test_strategy_descriptions_keep_their_brackets(capsys):
+    main(["strategies"])
+    out = capsys.readouterr().out
+    assert "[u, v, |u-v|, u*v]" in " ".join(out.split())
+
+
+def test_opt_messages_name_the_option_and_what_is_accepted():
+    with pytest.raises(TunebenchError) as err:
+        resolve_strategy("head", {"foo": "3"}, {}, 64)
+    assert "--opt head.foo: unknown option; head takes none of its own" in str(err.value)
+    assert "training settings: " in str(err.value) and "lr" in str(err.value)
+    with pytest.raises(TunebenchError, match=r"^--opt head.lr=-1: must be > 0$"):
+        resolve_strategy("head", {"lr": "-1"}, {}, 64)
+    with pytest.raises(TunebenchError, match=r"^--opt full.epochs=two: expected an integer$"):
+        resolve_strategy("full", {"epochs": "two"}, {}, 64)
+    _, cfg = resolve_strategy("full", {"compile": "false", "lr": "3e-5"}, {}, 64)
+    assert cfg.compile is False and cfg.lr == 3e-5
