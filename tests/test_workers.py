@@ -11,10 +11,12 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import optuna
 import pytest
+import sqlalchemy
 
 from tunebench.cli import main
 from tunebench.store import RunStore
@@ -114,3 +116,28 @@ def test_workers_flag_starts_that_many_processes_here(tiny_model, tiny_data, tmp
         f"{s} seed {n}": 1 for s in ("features", "head") for n in (0, 1)
     }
     assert len(RunStore(tmp_path).all()) == 4
+
+
+def test_workers_starting_together_create_the_run_store_once(postgres_url):
+    """PostgreSQL's CREATE TABLE IF NOT EXISTS is not safe against a concurrent twin (unique violation
+    in pg_type); the store takes an advisory lock around it."""
+    engine = sqlalchemy.create_engine(postgres_url)
+    errors = []
+
+    def create(barrier):
+        barrier.wait()
+        try:
+            RunStore(url=postgres_url)
+        except Exception as err:  # what a worker would have died of
+            errors.append(err)
+
+    for _ in range(15):
+        with engine.begin() as db:
+            db.exec_driver_sql("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+        barrier = threading.Barrier(3)
+        threads = [threading.Thread(target=create, args=(barrier,)) for _ in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert errors == []

@@ -29,6 +29,7 @@ CREATE TABLE IF NOT EXISTS runs (
     record TEXT NOT NULL
 )
 """
+SCHEMA_LOCK = 0x7475_6E66  # PostgreSQL advisory lock id held while creating the table
 # SQLite >= 3.24 and PostgreSQL share this upsert
 UPSERT = """
 INSERT INTO runs (key, strategy, seed, status, finished, record)
@@ -111,6 +112,8 @@ class RunStore:
         self.url = url
         self._engine = engine(url)
         with self._engine.begin() as db:
+            if self._engine.dialect.name == "postgresql":  # two workers creating the table at once collide
+                db.execute(sa.text("SELECT pg_advisory_xact_lock(:id)"), {"id": SCHEMA_LOCK})
             db.execute(sa.text(SCHEMA))
 
     def get(self, key: str) -> dict | None:
