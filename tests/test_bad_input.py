@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 
 import numpy as np
@@ -9,6 +10,7 @@ import pytest
 from conftest import ladder
 from PIL import Image
 
+import tunebench
 from tunebench.backbones import text
 from tunebench.cli import main
 from tunebench.data import DataConfig, load_text_classification
@@ -107,3 +109,13 @@ def test_an_uncached_hub_id_fails_fast_when_the_hub_is_unreachable(monkeypatch):
     with pytest.raises(TunebenchError, match="not cached and the hub is unreachable"):
         text.load_backbone("some-org/not-cached-anywhere")
     assert time.perf_counter() - t0 < 5
+
+
+def test_text_the_tokenizer_cannot_read_is_warned_about(tiny_model, tmp_path, caplog):
+    rows = [("😀 🎉 " * (1 + i % 3), "pos" if i % 2 else "neg") for i in range(40)]
+    path = write_tsv(tmp_path / "train.tsv", rows)
+    with caplog.at_level(logging.WARNING, logger="tunebench"):
+        tunebench.compare(
+            str(path), model=tiny_model, strategies=["features"], out=tmp_path / "o", show=False
+        )
+    assert "100% of training tokens are unknown to the" in caplog.text

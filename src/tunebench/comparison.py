@@ -127,6 +127,13 @@ def compare(
     limit = min(max_length or backbone.max_length, backbone.max_length)
     inputs = RunInputs(task_obj, backbone, bundle, out, limit, long_text=long_text)
     log.info("%s · model %s (max length %d, %s pooling)", bundle.describe(), model, limit, backbone.pooling)
+    if (unknown := inputs.unknown_share()) > 0.05:
+        log.warning(
+            "%.0f%% of training tokens are unknown to the %s tokenizer (emoji or an unsupported script?): the "
+            "model cannot read them; choose a backbone whose vocabulary covers this text",
+            100 * unknown,
+            model,
+        )
     if inputs.truncated_share() > 0.1:
         log.warning(
             "%.0f%% of training texts are truncated at %d tokens", 100 * inputs.truncated_share(), limit

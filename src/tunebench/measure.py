@@ -126,3 +126,13 @@ def training_mfu(model: torch.nn.Module, tokens_per_second: float, device: torch
     if peak is None or tokens_per_second <= 0:
         return None
     return 6 * matmul_params(model) * tokens_per_second / (peak * 1e12)
+
+
+def extraction_rate(seconds: float, tokens: int, model: torch.nn.Module, device: torch.device) -> dict:
+    """Frozen forward passes: tokens/s, and MFU (2 x linear weights x tokens/s over the peak) on a GPU."""
+    if seconds <= 0 or tokens <= 0:
+        return {}
+    rate = tokens / seconds
+    peak = peak_tflops(device)
+    extra = {"extraction_mfu": round(2 * matmul_params(model) * rate / (peak * 1e12), 4)} if peak else {}
+    return {"extraction_tokens_per_second": round(rate, 1), **extra}

@@ -29,7 +29,7 @@ from .artifacts import MANIFEST, dir_size
 from .backbones.prefix import split_encoder
 from .errors import TunebenchError
 from .extract import FrozenSource
-from .measure import PeakMemory, matmul_params, peak_tflops, training_mfu
+from .measure import PeakMemory, extraction_rate, training_mfu
 from .model import HeadOnFeatures, PrefixModel, TaskModel, count_parameters, parked
 from .strategies.base import Strategy
 from .training.batching import StateBatches, TokenBatches, pad_rows
@@ -90,6 +90,17 @@ class RunInputs:
             return None
         counts = np.bincount(self.labels(split), minlength=len(self.bundle.label_names))
         return {name: int(c) for name, c in zip(self.bundle.label_names, counts)}
+
+    def unknown_share(self, split: str = "train") -> float:
+        """Share of the split's text tokens that only the unknown token could stand for (emoji, scripts
+        the vocabulary lacks): text the model never reads."""
+        tok = getattr(self.backbone, "tokenizer", None)
+        rows = self.enc[split].rows
+        if getattr(tok, "unk_token_id", None) is None or not rows or "input_ids" not in rows[0]:
+            return 0.0
+        markers = set(tok.all_special_ids) - {tok.unk_token_id}  # [CLS], [SEP], padding are not text
+        ids = [i for r in rows for i in r["input_ids"] if i not in markers]
+        return ids.count(tok.unk_token_id) / max(len(ids), 1)
 
     def truncated_share(self, split: str = "train") -> float:
         """Share of examples cut at max length (0 for windows: chunked texts, QA contexts lose nothing)."""
@@ -267,21 +278,11 @@ def _run_features(inputs: RunInputs, strategy, cfg: TrainConfig, seed: int, run_
             "evaluation": round(eval_s, 2),
         },
         "examples_per_second": round(len(X["train"]) / train_s, 1) if train_s > 0 else None,
-        **_extraction_rate(source, inputs.backbone.model, resolve_device(cfg.device)),
+        **extraction_rate(source.seconds, source.tokens, inputs.backbone.model, resolve_device(cfg.device)),
         "trainable_params": int(n_params),
         "total_params": int(total),
         "artifact_bytes": size,
     }
-
-
-def _extraction_rate(source: FrozenSource, model, device) -> dict:
-    """Frozen forward passes: tokens/s, and MFU (2 x linear weights x tokens/s over the peak) on a GPU."""
-    if source.seconds <= 0 or source.tokens <= 0:
-        return {}
-    rate = source.tokens / source.seconds
-    peak = peak_tflops(device)
-    extra = {"extraction_mfu": round(2 * matmul_params(model) * rate / (peak * 1e12), 4)} if peak else {}
-    return {"extraction_tokens_per_second": round(rate, 1), **extra}
 
 
 def _mfu(model, result, trainable: int, total: int, device) -> float | None:
