@@ -47,11 +47,19 @@ def test_uneven_classes_with_balanced_counts_says_harder_not_rarer():
     [
         (["--data", "{dir}"], "is a directory; give a data file"),
         (["--model", "./no/such/model"], "model './no/such/model': no such folder"),
+        (["--model", "{dir}"], "not a model folder (no config.json); give the folder save_pretrained wrote"),
         (["--opt", "head.lr=-1"], "--opt head.lr=-1: must be > 0"),
         (["--opt", "head.foo=3"], "--opt head.foo: unknown option; head takes none of its own"),
         (["--opt", "head.epochs=two"], "--opt head.epochs=two: expected an integer"),
     ],
-    ids=["data-is-a-folder", "no-such-model-folder", "opt-lr-negative", "opt-unknown", "opt-not-a-number"],
+    ids=[
+        "data-is-a-folder",
+        "no-such-model-folder",
+        "model-folder-without-config",
+        "opt-lr-negative",
+        "opt-unknown",
+        "opt-not-a-number",
+    ],
 )
 def test_bad_input_is_one_line_with_the_fix(tiny_model, tiny_data, tmp_path, capsys, args, words):
     args = [a.format(dir=tmp_path) for a in args]

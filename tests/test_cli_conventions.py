@@ -26,6 +26,33 @@ def test_compare_json_prints_the_leaderboard_on_stdout(tiny_model, tiny_data, tm
     assert all(isinstance(r["dev_mean"], float) for r in rows)
 
 
+@pytest.mark.parametrize("command", ["compare", "curve", "recommend"])
+def test_help_lists_every_registered_dataset_and_task(command, monkeypatch, capsys):
+    from tunebench.data.named import DATASETS
+    from tunebench.tasks import TASKS
+
+    monkeypatch.setattr("sys.argv", ["tunebench", command, "--help"])
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    text = " ".join(capsys.readouterr().out.split()).replace("- ", "-")  # argparse wraps at hyphens
+    for name in TASKS.names():
+        assert name in text, name
+    if command != "recommend":
+        for name in DATASETS:
+            assert name in text, name
+
+
+def test_a_model_folder_without_a_tokenizer_is_refused(tiny_model, tmp_path):
+    import shutil
+
+    from tunebench.backbones import load_backbone
+
+    for name in ("config.json", "model.safetensors"):
+        shutil.copy(f"{tiny_model}/{name}", tmp_path / name)
+    with pytest.raises(TunebenchError, match="no tokenizer in the folder"):
+        load_backbone(str(tmp_path))
+
+
 def test_strategy_descriptions_keep_their_brackets(capsys):
     main(["strategies"])
     out = capsys.readouterr().out

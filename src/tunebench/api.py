@@ -56,8 +56,9 @@ class Comparison(list):
         return pd.DataFrame(self.rows).set_index("strategy")
 
     def export(self, dest: str | Path) -> Path:
-        """Copy the best run's artifact to `dest` (what `tunebench predict --model DEST` and `Predictor`
-        load); returns `dest`."""
+        """Write the best run's model to `dest`: a folder plain transformers / peft load (text models;
+        see exporting.py) with a model card, which `tunebench predict --model DEST` and `Predictor`
+        load too; returns `dest`."""
         return export_best(self.rows, self.out, Path(dest))
 
     def __repr__(self) -> str:

@@ -18,6 +18,7 @@ from .cli_args import (
     add_ladder_args,
     add_search_args,
     data_config,
+    help_requested,
     ladder_kwargs,
     search_kwargs,
 )
@@ -27,6 +28,15 @@ from .report import commands as report_commands
 # Modules that add subcommands: each defines `add_commands(subparsers)` and sets `func=<callable(args)>`
 # on its parsers with `set_defaults`; like the commands below, they import torch-heavy code inside `func`.
 PLUGIN_COMMANDS = [analysis_commands, report_commands, curve_commands]
+
+
+def task_names() -> list[str] | None:
+    """The registered tasks for help texts (None unless help is shown: the registry imports torch)."""
+    if not help_requested():
+        return None
+    from .tasks import TASKS  # help only
+
+    return TASKS.names()
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -40,8 +50,11 @@ def _parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("compare", help="run the strategy ladder and print a leaderboard")
     add_data_args(c)
-    add_ladder_args(c, "features head last-k full lora bitfit")
-    c.add_argument("--export", help="copy the best run's artifact here")
+    add_ladder_args(c, "features head last-k full lora bitfit", task_names())
+    c.add_argument(
+        "--export",
+        help="write the best run here: a model folder plain transformers/peft load, with a model card",
+    )
     c.add_argument(
         "--json", action="store_true", help="print the leaderboard as JSON on stdout (logs stay on stderr)"
     )

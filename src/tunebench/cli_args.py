@@ -4,6 +4,7 @@ map onto DataConfig and `compare`'s keyword arguments."""
 from __future__ import annotations
 
 import argparse
+import sys
 
 from .errors import TunebenchError
 
@@ -29,11 +30,26 @@ TRAIN_HELP = {
 }
 
 
+def help_requested() -> bool:
+    """The registries of tasks and datasets import torch (seconds): help texts list their names only
+    when help is being shown, so the commands themselves start fast."""
+    return bool({"-h", "--help"} & set(sys.argv[1:]))
+
+
+def data_help() -> str:
+    text = (
+        "a train file (csv/tsv/jsonl/parquet; images: a folder or .zip), a hub dataset id, or a named dataset"
+    )
+    if not help_requested():
+        return text
+    from .data.named import DATASETS  # help only: see help_requested
+
+    return text + ": " + ", ".join(f"{n} ({ds.task})" for n, ds in sorted(DATASETS.items()))
+
+
 def add_data_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("data")
-    g.add_argument(
-        "--data", required=True, help="named dataset (sst2, imdb) or a train file (csv/tsv/jsonl/parquet)"
-    )
+    g.add_argument("--data", required=True, help=data_help())
     g.add_argument("--dev", help="dev file (default: a seeded stratified split of train)")
     g.add_argument("--test", help="test file")
     g.add_argument("--data-dir", help="where named datasets live (or set TUNEBENCH_DATA_DIR)")
@@ -46,11 +62,13 @@ def add_data_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--data-seed", type=int, default=0, help="seed of the splits and subsamples")
 
 
-def add_ladder_args(c: argparse.ArgumentParser, default_strategies: str) -> None:
-    """Model, strategies, seeds, output and training flags: shared by compare and curve."""
-    c.add_argument(
-        "--task", help="text-classification, text-regression, ... (default: the named dataset's task)"
-    )
+def add_ladder_args(
+    c: argparse.ArgumentParser, default_strategies: str, tasks: list[str] | None = None
+) -> None:
+    """Model, strategies, seeds, output and training flags: shared by compare and curve. `tasks`: the
+    registered task names, listed in the help (given when help is shown)."""
+    names = ", ".join(tasks) if tasks else "text-classification, token-classification, ..."
+    c.add_argument("--task", help=f"{names} (default: the named dataset's task, else text-classification)")
     c.add_argument(
         "--model",
         help="hub id, local directory, or 'minilm' (packaged default for text; images: efficientnet-lite0)",

@@ -14,6 +14,7 @@ from .backbones import quiet_libraries
 from .data import DataConfig
 from .data.named import default_task
 from .errors import TunebenchError
+from .exporting import export_run
 from .runner import RunInputs
 from .store import RunStore, check_out_dir, check_url, default_url, run_key
 from .strategies import STRATEGIES, default_ladder
@@ -338,7 +339,7 @@ def _report(records, metric, out, bundle, model, show, ladder: Ladder) -> list[d
 
 
 def export_best(rows: list[dict], out: Path, dest: Path) -> Path:
-    """Copy the artifact of the best run (by dev metric) to `dest`."""
+    """Export the best run (by dev metric) to `dest` (exporting.py), written beside it and renamed."""
     best = next((r for r in rows if r["best_key"]), None)
     if best is None:
         raise TunebenchError("no finished run to export")
@@ -347,7 +348,7 @@ def export_best(rows: list[dict], out: Path, dest: Path) -> Path:
         raise TunebenchError(f"{src}: the best run's artifact is missing; rerun compare to recreate it")
     tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")  # atomic: other workers export too
     shutil.rmtree(tmp, ignore_errors=True)
-    shutil.copytree(src, tmp)
+    export_run(src, tmp, best)
     if dest.exists():
         shutil.rmtree(dest)
     tmp.rename(dest)

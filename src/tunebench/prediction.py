@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 from safetensors.numpy import load_file as load_np
 
+from . import standalone
 from .artifacts import read_manifest
 from .errors import TunebenchError
 from .extract import FrozenSource
@@ -38,6 +39,9 @@ class Predictor:
             n_classes = None if self.task.regression else len(self.label_names)
             self.estimator = self.task.frozen_estimator(self.strategy, n_classes, 0, "cpu")
             self.estimator.load_state(load_np(str(self.path / ESTIMATOR_FILE)), m.get("C", 0.0))
+            return
+        if standalone.is_standalone(m):  # a whole transformers model (compare --export)
+            self.backbone, self.model = standalone.load(self.path, m, self.task, self.strategy)
             return
         source = self.strategy.backbone_source(self.path, m)
         self.backbone = self.task.load_backbone(source, trust, m["pooling"])

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..cli_args import add_data_args, data_config
+from ..cli_args import add_data_args, data_config, help_requested
 from ..errors import TunebenchError
 
 
@@ -22,9 +22,7 @@ def add_commands(sub) -> None:
     )
     add_data_args(p)
     _add_model_args(p)
-    p.add_argument(
-        "--task", help="text-classification, text-regression or token-classification (default: the dataset's)"
-    )
+    p.add_argument("--task", help=f"{_probe_tasks()} (default: the dataset's)")
     p.set_defaults(func=_cmd_probe)
 
     g = sub.add_parser(
@@ -90,3 +88,12 @@ def _cmd_gap(a) -> None:
         seed=a.data_seed,
         **_model_kwargs(a),
     )
+
+
+def _probe_tasks() -> str:
+    """The tasks with a layer probe, for the help (listed only when help is shown: see help_requested)."""
+    if not help_requested():
+        return "a task with a layer probe (text-classification, token-classification, ...)"
+    from ..tasks import TASKS  # help only
+
+    return ", ".join(n for n in TASKS.names() if TASKS.get(n).layer_probe)

@@ -6,7 +6,7 @@ stays fast.
 
 from __future__ import annotations
 
-from ..cli_args import add_data_args, add_ladder_args, data_config, ladder_kwargs
+from ..cli_args import add_data_args, add_ladder_args, data_config, help_requested, ladder_kwargs
 from ..errors import TunebenchError
 
 # `--strategies`' default as the help shows it: `curve.default_strategies()` (the strategies that declare
@@ -27,7 +27,7 @@ def add_commands(sub) -> None:
     c.add_argument(
         "--sizes", nargs="+", type=int, required=True, help="training-set sizes, e.g. 100 300 1000"
     )
-    add_ladder_args(c, DEFAULT_HELP)
+    add_ladder_args(c, DEFAULT_HELP, _task_names() if help_requested() else None)
     c.set_defaults(func=_cmd_curve)
 
     f = sub.add_parser(
@@ -75,3 +75,9 @@ def _cmd_forgetting(a) -> None:
         show=False,
     )
     print(result["text"])
+
+
+def _task_names() -> list[str]:
+    from ..tasks import TASKS  # help only: the registry imports torch
+
+    return TASKS.names()

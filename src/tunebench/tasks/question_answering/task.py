@@ -65,6 +65,8 @@ class SpanHead(nn.Module):
 class QuestionAnswering(Task):
     primary_metric = "f1"
     summary = "extractive QA: the answer span in a context (SQuAD v1.1 JSON), SQuAD F1 / exact match"
+    auto_class = "AutoModelForQuestionAnswering"
+    pipeline_tag = "question-answering"
     token_level = True
     # XQuAD-en (826 training questions): 3 epochs leave full fine-tuning at 9 test F1; 10 epochs
     # reach 40 (still rising slowly; scripts/gpu-schedules.sh)

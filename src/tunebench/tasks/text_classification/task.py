@@ -94,6 +94,8 @@ class TextClassification(TextPairs, Task):
     primary_metric = "accuracy"
     layer_probe = "sentence"
     summary = "label for a text (or a text pair): sentiment, topic, intent, NLI"
+    auto_class = "AutoModelForSequenceClassification"
+    pipeline_tag = "text-classification"
 
     def load(self, cfg):
         return load_text_classification(cfg)

@@ -47,6 +47,8 @@ class TextRegression(TextPairs, Task):
     primary_metric = "spearman"
     layer_probe = "sentence"
     summary = "a number for a text or text pair: semantic similarity (STS-B), ratings"
+    auto_class = "AutoModelForSequenceClassification"
+    pipeline_tag = "text-classification"
     regression = True
 
     def load(self, cfg):

@@ -50,6 +50,8 @@ class TokenClassification(Task):
     primary_metric = "f1"
     layer_probe = "word"
     summary = "a tag per word: named entities (CoNLL IOB1/IOB2), entity-level F1"
+    auto_class = "AutoModelForTokenClassification"
+    pipeline_tag = "token-classification"
     token_level = True
     # CoNLL-2003, 2,000 training sentences: 3 epochs stop with dev F1 still rising (full 0.648 test
     # F1); 10 reach the plateau (full 0.804, lora 0.805; scripts/gpu-schedules.sh).
