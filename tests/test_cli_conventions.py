@@ -42,6 +42,21 @@ def test_help_lists_every_registered_dataset_and_task(command, monkeypatch, caps
             assert name in text, name
 
 
+def test_every_flag_of_every_command_has_help_text():
+    import argparse
+
+    from tunebench.cli import _parser
+
+    sub = next(a for a in _parser()._actions if isinstance(a, argparse._SubParsersAction))
+    bare = [
+        f"{name} {action.option_strings or action.dest}"
+        for name, parser in sub.choices.items()
+        for action in parser._actions
+        if not action.help and not isinstance(action, argparse._HelpAction)
+    ]
+    assert bare == []
+
+
 def test_a_model_folder_without_a_tokenizer_is_refused(tiny_model, tmp_path):
     import shutil
 

@@ -65,11 +65,11 @@ def _parser() -> argparse.ArgumentParser:
 
     pr = sub.add_parser("predict", help="predict with an exported run")
     pr.add_argument("--model", required=True, help="directory written by compare --export")
-    pr.add_argument("--data", required=True)
-    pr.add_argument("--out", default="preds.csv")
-    pr.add_argument("--text-col")
-    pr.add_argument("--text-pair-col")
-    pr.add_argument("--device", default="auto")
+    pr.add_argument("--data", required=True, help="file to predict (its label column, if any, is ignored)")
+    pr.add_argument("--out", default="preds.csv", help="CSV of predictions (default preds.csv)")
+    pr.add_argument("--text-col", help="column holding the text (default: found by name)")
+    pr.add_argument("--text-pair-col", help="column of the second text of a pair")
+    pr.add_argument("--device", default="auto", help="auto (CUDA when visible), cpu, cuda or cuda:N")
 
     for module in PLUGIN_COMMANDS:  # analysis commands live beside their code
         module.add_commands(sub)

@@ -24,10 +24,22 @@ TRAIN_FLAGS = {
 }
 
 TRAIN_HELP = {
+    "lr": "peak learning rate (default: each strategy's published one, e.g. full 5e-5, lora 1e-3)",
+    "epochs": "passes over the training data (default: the strategy's and task's)",
+    "batch_size": "training batch size (default 32)",
+    "eval_batch_size": "batch size of evaluation and of frozen forward passes (default 128)",
+    "warmup_ratio": "share of the steps the learning rate warms up over (default 0.1)",
+    "weight_decay": "AdamW weight decay, not on biases and LayerNorms (default 0.01)",
+    "schedule": "linear (warmup + linear decay, default), slanted (ULMFiT) or constant",
+    "patience": "stop after this many epochs without a better dev score (default 2)",
+    "dropout": "dropout before the head (default 0.1)",
     "device": "auto (CUDA when visible), cpu or cuda",
     "precision": "auto (bf16 autocast on CUDA and on CPUs with native bf16, else fp32), fp32 or bf16",
     "compile": "torch.compile the model (pays off on long GPU runs; the first steps compile)",
 }
+
+
+TRUST_HELP = "run the model repository's own Python code (only for authors you trust)"
 
 
 def help_requested() -> bool:
@@ -53,9 +65,11 @@ def add_data_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--dev", help="dev file (default: a seeded stratified split of train)")
     g.add_argument("--test", help="test file")
     g.add_argument("--data-dir", help="where named datasets live (or set TUNEBENCH_DATA_DIR)")
-    g.add_argument("--text-col")
-    g.add_argument("--label-col")
-    g.add_argument("--text-pair-col")
+    g.add_argument("--text-col", help="column holding the text (default: found by name: text, sentence, ...)")
+    g.add_argument(
+        "--label-col", help="column holding the label or score (default: found by name: label, ...)"
+    )
+    g.add_argument("--text-pair-col", help="column of the second text of a pair (sentence-pair tasks)")
     g.add_argument("--train-size", type=int, help="seeded stratified subsample of train")
     g.add_argument("--eval-size", type=int, help="cap dev and test at this many examples (stratified)")
     g.add_argument("--test-fraction", type=float, default=0.0, help="split a test set off a single file")
@@ -74,17 +88,24 @@ def add_ladder_args(
         help="hub id, local directory, or 'minilm' (packaged default for text; images: efficientnet-lite0)",
     )
     c.add_argument("--strategies", nargs="+", help=f"names, or 'all' (default: {default_strategies})")
-    c.add_argument("--seeds", nargs="+", type=int, default=[0])
+    c.add_argument(
+        "--seeds", nargs="+", type=int, default=[0], help="run every strategy once per seed (default 0)"
+    )
     c.add_argument("--out", default="tunebench-out", help="output folder (its run store makes reruns free)")
-    c.add_argument("--pooling", default="auto", choices=["auto", "mean", "cls"])
-    c.add_argument("--max-length", type=int)
+    c.add_argument(
+        "--pooling",
+        default="auto",
+        choices=["auto", "mean", "cls"],
+        help="how a text becomes one vector: auto (what the model was trained for; else mean), mean or [CLS]",
+    )
+    c.add_argument("--max-length", type=int, help="longest input in tokens (default: the model's own limit)")
     c.add_argument(
         "--long-text",
         default="truncate",
         choices=["truncate", "chunk"],
         help="texts over the max length: cut them (default) or classify overlapping windows, mean of logits",
     )
-    c.add_argument("--trust-remote-code", action="store_true")
+    c.add_argument("--trust-remote-code", action="store_true", help=TRUST_HELP)
     c.add_argument(
         "--drift",
         action="store_true",
@@ -102,6 +123,8 @@ def add_ladder_args(
         flag, why = "--" + name.replace("_", "-"), TRAIN_HELP.get(name)
         if typ is bool:  # a switch: absent = the strategy's default
             t.add_argument(flag, action="store_true", default=None, help=why)
+        elif name == "schedule":
+            t.add_argument(flag, choices=["linear", "slanted", "constant"], help=why)
         else:
             t.add_argument(flag, type=typ, help=why)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..cli_args import add_data_args, data_config, help_requested
+from ..cli_args import TRAIN_HELP, TRUST_HELP, add_data_args, data_config, help_requested
 from ..errors import TunebenchError
 
 
@@ -48,11 +48,13 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
         "--model", default="minilm", help="hub id, local directory, or 'minilm' (packaged default)"
     )
     m.add_argument("--out", default="tunebench-out", help="output dir; shares its feature cache with compare")
-    m.add_argument("--max-length", type=int)
-    m.add_argument("--trust-remote-code", action="store_true")
+    m.add_argument("--max-length", type=int, help="longest input in tokens (default: the model's own limit)")
+    m.add_argument("--trust-remote-code", action="store_true", help=TRUST_HELP)
     m.add_argument("--batch-size", type=int, default=128, help="batch size of the forward pass")
-    m.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    m.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
+    m.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help=TRAIN_HELP["device"])
+    m.add_argument(
+        "--precision", default="auto", choices=["auto", "fp32", "bf16"], help=TRAIN_HELP["precision"]
+    )
 
 
 def _model_kwargs(a) -> dict:

@@ -6,7 +6,7 @@ stays fast.
 
 from __future__ import annotations
 
-from ..cli_args import add_data_args, add_ladder_args, data_config, help_requested, ladder_kwargs
+from ..cli_args import TRAIN_HELP, add_data_args, add_ladder_args, data_config, help_requested, ladder_kwargs
 from ..errors import TunebenchError
 
 # `--strategies`' default as the help shows it: `curve.default_strategies()` (the strategies that declare
@@ -41,8 +41,10 @@ def add_commands(sub) -> None:
     add_data_args(f)
     f.add_argument("--out", help="add the result to OUT/forgetting.json")
     f.add_argument("--batch-size", type=int, default=128, help="batch size of the forward passes")
-    f.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    f.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
+    f.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help=TRAIN_HELP["device"])
+    f.add_argument(
+        "--precision", default="auto", choices=["auto", "fp32", "bf16"], help=TRAIN_HELP["precision"]
+    )
     f.add_argument("--seed", type=int, default=0, help="seed of the probe classifier")
     f.set_defaults(func=_cmd_forgetting)
 

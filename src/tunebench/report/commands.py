@@ -30,7 +30,11 @@ def add_commands(sub) -> None:
         "--task",
         help=f"{_task_names()} or text-pair (default text-classification)",
     )
-    c.add_argument("--device", choices=DEVICES)
+    c.add_argument(
+        "--device",
+        choices=DEVICES,
+        help="where training would run (default cpu; after a compare: where it ran)",
+    )
     c.add_argument("--budget-minutes", type=float, help="wall-clock minutes you can spend per strategy run")
     c.add_argument("--gap", choices=GAPS, help="domain gap to the pretraining text")
     c.add_argument("--memory-gb", type=float, help="memory available for training (GPU memory on cuda)")
