@@ -59,7 +59,8 @@ def test_crossover_baseline_is_the_first_frozen_strategy_with_results():
     assert c["frozen"] == frozen[0] and c["size"] == 1000 and c["margins"][-1]["best"] == tuned
 
 
-def test_probe_help_lists_the_tasks_with_a_layer_probe():
+def test_probe_help_lists_the_tasks_with_a_layer_probe(monkeypatch):
+    monkeypatch.setattr("sys.argv", ["tunebench", "probe", "--help"])  # names are listed for help only
     help_text = option_help(subparser(commands, "probe"), "--task")
     listed = set(re.findall(r"[a-z]+(?:-[a-z]+)+", help_text.split("(")[0]))
     assert listed == {name for name, cls in TASKS.items() if cls.layer_probe is not None}

@@ -94,6 +94,7 @@ def compare(
     workers: int = 1,
     devices: Sequence[str] | None = None,
     track: Sequence[str] | None = None,
+    select: str = "auto",
     show: bool = True,
     hooks: tuple = (),
 ) -> Comparison:
@@ -119,9 +120,11 @@ def compare(
     options : dict, optional
         Per-strategy settings, e.g. ``{"last-k": {"k": "4"}, "full": {"lr": "3e-5"}}``.
     train : dict, optional
-        Training settings for every gradient strategy (`TrainConfig` fields: lr, epochs, batch_size ...).
+        Training settings for every gradient strategy (`TrainConfig` fields: lr, epochs, batch_size ...;
+        for imbalanced classes ``class_weights`` ("balanced" or a file), ``label_smoothing``,
+        ``sampler="balanced"``).
     export : str or Path, optional
-        Copy the best run's artifact here.
+        Write the best run here, as a model folder plain transformers / peft load.
     pooling, max_length, long_text, trust_remote_code
         As the CLI flags of the same names.
     drift : bool
@@ -131,6 +134,9 @@ def compare(
         chosen on dev; the best configuration then runs on every seed.
     search_budget : float, optional
         Or search each strategy for this many minutes of training.
+    select : {"auto", "accuracy", "macro-f1"}
+        The dev metric that picks epochs, C and the winner (classification); auto: macro-F1 when the
+        training classes are imbalanced 3:1 or more, else accuracy. Every run record says which and why.
     pruner : {"median", "halving", "none"}
         Stops search trials whose dev score after an epoch is not promising.
     storage : str, optional
@@ -188,6 +194,7 @@ def compare(
                 workers=workers,
                 devices=list(devices) if devices else None,
                 track=list(track) if track else None,
+                select=select,
             )
         finally:
             if bars:

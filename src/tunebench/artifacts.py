@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ._version import __version__
 from .errors import TunebenchError
 
 MANIFEST = "manifest.json"
@@ -28,3 +29,32 @@ def read_manifest(path: Path) -> dict:
             f"{path}: not a tunebench export (no {MANIFEST}); export one with compare --export DIR"
         )
     return json.loads(file.read_text())
+
+
+def manifest(inputs, strategy, cfg, pooling: str, layers: str = "last") -> dict:
+    """What loading an export needs to rebuild the run's model and its inputs."""
+    return {
+        "tunebench_version": __version__,
+        **({"selection": inputs.selection} if inputs.selection != inputs.task.primary_metric else {}),
+        "task": inputs.task.name,
+        "strategy": strategy.name,
+        "strategy_settings": strategy.settings(),
+        "backbone": inputs.backbone.name,
+        "trust_remote_code": inputs.backbone.trust_remote_code,
+        "pooling": pooling,
+        "layers": layers,
+        "max_length": inputs.max_length,
+        "long_text": inputs.long_text,
+        "dropout": cfg.dropout,
+        "label_names": inputs.bundle.label_names,
+        "num_outputs": inputs.task.num_outputs(inputs.bundle),
+    }
+
+
+def write_artifact(out: Path, fields: dict, save) -> int:
+    """`save(out)` writes the strategy's files and returns extra manifest fields; then the manifest.
+    Returns the artifact's size in bytes."""
+    out.mkdir(parents=True, exist_ok=True)
+    extra = save(out) or {}
+    (out / MANIFEST).write_text(json.dumps({**fields, **extra}, indent=2))
+    return dir_size(out)

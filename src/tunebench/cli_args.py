@@ -21,6 +21,9 @@ TRAIN_FLAGS = {
     "device": str,
     "precision": str,
     "compile": bool,
+    "class_weights": str,
+    "label_smoothing": float,
+    "sampler": str,
 }
 
 TRAIN_HELP = {
@@ -33,12 +36,17 @@ TRAIN_HELP = {
     "schedule": "linear (warmup + linear decay, default), slanted (ULMFiT) or constant",
     "patience": "stop after this many epochs without a better dev score (default 2)",
     "dropout": "dropout before the head (default 0.1)",
+    "class_weights": "weigh the loss per class: none (default), balanced (n / (C * count); features too), or a "
+    "JSON/CSV file of label -> weight",
+    "label_smoothing": "label smoothing of the cross-entropy, e.g. 0.1 (default 0)",
+    "sampler": "random (default) or balanced: draw every class equally often (with replacement)",
     "device": "auto (CUDA when visible), cpu or cuda",
     "precision": "auto (bf16 autocast on CUDA and on CPUs with native bf16, else fp32), fp32 or bf16",
     "compile": "torch.compile the model (pays off on long GPU runs; the first steps compile)",
 }
 
 
+CHOICES = {"schedule": ["linear", "slanted", "constant"], "sampler": ["random", "balanced"]}
 TRUST_HELP = "run the model repository's own Python code (only for authors you trust)"
 
 
@@ -74,6 +82,13 @@ def add_data_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--eval-size", type=int, help="cap dev and test at this many examples (stratified)")
     g.add_argument("--test-fraction", type=float, default=0.0, help="split a test set off a single file")
     g.add_argument("--data-seed", type=int, default=0, help="seed of the splits and subsamples")
+    g.add_argument(
+        "--long-tail",
+        type=float,
+        metavar="RHO",
+        help="make train long-tailed (a benchmark of imbalance): class i of C keeps n_max*RHO^(-i/(C-1)) "
+        "rows, seeded (Cao et al. 2019); before --train-size",
+    )
 
 
 def add_ladder_args(
@@ -107,6 +122,13 @@ def add_ladder_args(
     )
     c.add_argument("--trust-remote-code", action="store_true", help=TRUST_HELP)
     c.add_argument(
+        "--select",
+        default="auto",
+        choices=["auto", "accuracy", "macro-f1"],
+        help="dev metric that picks epochs, C and the winner (classification): auto = macro-F1 when the "
+        "training classes are imbalanced 3:1 or more, else accuracy",
+    )
+    c.add_argument(
         "--drift",
         action="store_true",
         help="add each fine-tuning run's per-layer representation drift (linear CKA vs the pre-trained model)",
@@ -123,8 +145,8 @@ def add_ladder_args(
         flag, why = "--" + name.replace("_", "-"), TRAIN_HELP.get(name)
         if typ is bool:  # a switch: absent = the strategy's default
             t.add_argument(flag, action="store_true", default=None, help=why)
-        elif name == "schedule":
-            t.add_argument(flag, choices=["linear", "slanted", "constant"], help=why)
+        elif name in CHOICES:
+            t.add_argument(flag, choices=CHOICES[name], help=why)
         else:
             t.add_argument(flag, type=typ, help=why)
 
@@ -198,6 +220,7 @@ def data_config(a, train_size: int | None = None):
         eval_size=a.eval_size,
         test_fraction=a.test_fraction,
         seed=a.data_seed,
+        long_tail=a.long_tail,
     )
 
 
@@ -216,6 +239,7 @@ def ladder_kwargs(a) -> dict:
         "max_length": a.max_length,
         "drift": a.drift,
         "long_text": a.long_text,
+        "select": a.select,
         "show": True,  # -q drops progress and info lines, not the result
     }
 

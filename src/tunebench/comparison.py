@@ -21,6 +21,7 @@ from .strategies import STRATEGIES, default_ladder
 from .strategies.base import convert_option
 from .tasks import get_task
 from .trackers import open_trackers
+from .training import imbalance
 from .training.config import TrainConfig
 from .worker import Ladder, Plan, Search
 
@@ -56,6 +57,8 @@ def resolve_strategy(name: str, options: dict[str, str], train_overrides: dict, 
                     why = str(err)[len(flag) :].lstrip(":").strip()
                     raise TunebenchError(f"--opt {name}.{k}={v}: {why}") from None
             raise
+    if task is not None:
+        imbalance.check_options(cfg, task, name)
     return strategy, cfg.replace(max_length=max_length)
 
 
@@ -82,6 +85,7 @@ def compare(
     workers: int = 1,
     devices: list[str] | None = None,
     track: list[str] | None = None,
+    select: str = "auto",
 ) -> list[dict]:
     """Run `strategies` x `seeds` on `data`; returns the leaderboard rows (best first).
 
@@ -99,7 +103,9 @@ def compare(
     (default `OUT/runs.sqlite`; `postgresql://...` to share one comparison between machines): every
     process started with the same arguments and storage takes the next pending run. `workers=N` starts
     N such processes here (on CPU), `devices=["cuda:0", "cuda:1"]` one per GPU. `track=["mlflow"]` logs
-    each run to experiment trackers (mlflow, trackio).
+    each run to experiment trackers (mlflow, trackio). `select`: the dev metric that picks epochs, C and
+    the winner: accuracy, macro-f1, or auto (macro-F1 when the training classes are imbalanced 3:1 or
+    more, training/imbalance.py).
     """
     quiet_libraries()
     if isinstance(data, str):
@@ -147,12 +153,18 @@ def compare(
     }
     if long_text != "truncate":  # only when set, so runs stored before the option keep their keys
         base["long_text"] = long_text
+    if select not in ("auto", "accuracy", "macro-f1"):
+        raise TunebenchError(f"--select {select}: choose auto, accuracy or macro-f1")
+    inputs.metric, inputs.metric_reason = imbalance.selection_metric(select, task_obj, inputs.class_counts())
+    if inputs.metric != task_obj.primary_metric:  # only then in the key: earlier runs keep theirs
+        base["select"] = inputs.metric
+        log.info("selecting by dev %s: %s", inputs.metric, inputs.metric_reason)
 
     def make_plan(name: str, params: dict, seed: int, search: bool = False) -> Plan:
         """The run of strategy `name` with the command's settings, `params` (searched) over them."""
         own = {**options.get(name, {}), **params}
         strategy, cfg = resolve_strategy(name, own, train or {}, limit, task_obj)
-        train_id = cfg.as_dict()
+        train_id = cfg.identity()
         if train_id["device"].startswith("cuda:"):  # which GPU ran it is not part of the result
             train_id["device"] = "cuda"
         identity = {
@@ -180,7 +192,7 @@ def compare(
         url,
         run_key(base),
         inputs,
-        task_obj.primary_metric,
+        inputs.selection,
         make_plan,
         fixed,
         searches,
@@ -198,12 +210,12 @@ def compare(
             len(records),
             out,
         )
-        _report(records, task_obj.primary_metric, out, bundle, model, show, ladder)
+        _report(records, inputs.selection, out, bundle, model, show, ladder)
         raise
     records = [_with_hooks(r, hooks, inputs, make_plan, out, ladder.store) for r in ladder.records()]
-    rows = _report(records, task_obj.primary_metric, out, bundle, model, show, ladder)
+    rows = _report(records, inputs.selection, out, bundle, model, show, ladder)
     for s in ladder.searches:
-        _log_search(s.name, ladder.history(s), task_obj.primary_metric)
+        _log_search(s.name, ladder.history(s), inputs.selection)
     if export:
         export_best(rows, out, Path(export))
     return rows

@@ -45,10 +45,19 @@ class LinearProbe:
         self.seed = seed
 
     def fit(
-        self, X: np.ndarray, y: np.ndarray, X_dev: np.ndarray, y_dev: np.ndarray, score=None
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        X_dev: np.ndarray,
+        y_dev: np.ndarray,
+        score=None,
+        class_weight: np.ndarray | None = None,
     ) -> LinearProbe:
         """Standardize, then one model per C; keep the best on dev. `score(dev_logits) -> float`, higher
-        is better (the task's selection metric); default accuracy, or minus the MSE for regression."""
+        is better (the task's selection metric); default accuracy, or minus the MSE for regression.
+        `class_weight` (C,): each training example weighs its class's entry (scikit-learn's
+        `class_weight="balanced"` when the weights are n / (C * count))."""
+        weight = None if class_weight is None else np.asarray(class_weight, dtype=np.float64)[y]
         self.mean_ = X.mean(0)
         self.scale_ = X.std(0) + 1e-6
         Z = self._standardize(X)
@@ -64,9 +73,9 @@ class LinearProbe:
                 # the regularisation path, strongest penalty first, each fit starting from the last
                 # solution (as LogisticRegressionCV does): the same optima, in about half the iterations
                 path = path or LogisticRegression(max_iter=3000, warm_start=True)
-                clf = path.set_params(C=c).fit(Z, y)
+                clf = path.set_params(C=c).fit(Z, y, sample_weight=weight)
             else:
-                clf = self._make(c).fit(Z, y)
+                clf = self._make(c).fit(Z, y, sample_weight=weight)
             self.weights_ = self._weights(clf)
             s = score(self.decision_function(X_dev))
             if best is None or s > best[0]:

@@ -17,6 +17,7 @@ COLUMNS = [
     ("strategy", "strategy"),
     ("dev", "dev {metric}"),
     ("test", "test {metric}"),
+    ("rare_f1", "rare-class F1"),
     ("seeds", "seeds"),
     ("trials", "trials"),
     ("time_s", "time (s)"),
@@ -27,6 +28,31 @@ COLUMNS = [
     ("artifact_mb", "artifact (MB)"),
     ("status", "status"),
 ]
+
+
+IMBALANCE_RATIO = 3.0  # largest / smallest training class from which classes count as imbalanced
+RARE_SHARE = 0.1  # the rarest tenth of the classes (at least one) make the rare-class F1
+
+
+def rare_classes(counts: dict[str, int] | None) -> list[str]:
+    """The rarest classes in training (the rarest tenth, at least one) when the classes are imbalanced
+    (largest / smallest >= IMBALANCE_RATIO); [] otherwise."""
+    present = {k: v for k, v in (counts or {}).items() if v > 0}
+    if len(present) < 2 or max(present.values()) < IMBALANCE_RATIO * min(present.values()):
+        return []
+    k = max(1, round(RARE_SHARE * len(present)))
+    return sorted(present, key=lambda name: (present[name], name))[:k]
+
+
+def rare_f1(record: dict) -> float | None:
+    """Mean F1 of the rarest training classes, on test (dev when there is none); None when the
+    classes are balanced or the task has no per-class F1."""
+    rare = rare_classes((record.get("label_counts") or {}).get("train"))
+    metrics = record.get("test_metrics") or record.get("dev_metrics") or {}
+    per_class = metrics.get("per_class_f1")
+    if not rare or not per_class:
+        return None
+    return statistics.fmean(per_class[name] for name in rare)
 
 
 def _mean_std(values: list[float]) -> tuple[float | None, float | None]:
@@ -57,6 +83,7 @@ def build(records: list[dict], metric: str) -> list[dict]:
                 "dev_std": dev_s,
                 "test_mean": test_m,
                 "test_std": test_s,
+                "rare_f1": _mean_std([v for r in ok if (v := rare_f1(r)) is not None])[0],
                 "seeds": len(ok),
                 "time_s": _mean_std([r["wall_seconds"] for r in ok])[0],
                 "train_ex_per_s": _mean_std([r["examples_per_second"] or 0 for r in ok])[0],
@@ -88,6 +115,8 @@ def _fmt(row: dict, col: str) -> str:
         return "–"
     if col == "trainable":
         return f"{v:,}"
+    if col == "rare_f1":
+        return f"{v:.4f}"
     if col == "trainable_pct":
         return f"{v:.3g}"
     if col in ("time_s", "train_ex_per_s", "peak_mem_mb"):
@@ -98,8 +127,10 @@ def _fmt(row: dict, col: str) -> str:
 
 
 def columns(rows: list[dict]) -> list[tuple[str, str]]:
-    """The columns to show: `trials` only when a strategy was searched."""
-    return [(c, h) for c, h in COLUMNS if c != "trials" or any(r.get("trials") for r in rows)]
+    """The columns to show: `trials` only when a strategy was searched, the rare-class F1 only when the
+    training classes are imbalanced."""
+    optional = ("trials", "rare_f1")
+    return [(c, h) for c, h in COLUMNS if c not in optional or any(r.get(c) is not None for r in rows)]
 
 
 def _headers(metric: str, shown) -> list[str]:

@@ -6,7 +6,6 @@ an `extract.FrozenSource`) and hands it over; strategies and tasks never see the
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import platform
@@ -25,13 +24,14 @@ import transformers
 from safetensors.numpy import save_file as save_np
 
 from ._version import __version__
-from .artifacts import MANIFEST, dir_size
+from .artifacts import manifest, write_artifact
 from .backbones.prefix import split_encoder
 from .errors import TunebenchError
 from .extract import FrozenSource
 from .measure import PeakMemory, extraction_rate, training_mfu
 from .model import HeadOnFeatures, PrefixModel, TaskModel, count_parameters, parked
 from .strategies.base import Strategy
+from .training import imbalance
 from .training.batching import StateBatches, TokenBatches, pad_rows
 from .training.config import TrainConfig
 from .training.loop import Diverged, Pruned, fit, predict_logits, resolve_device, resolve_precision
@@ -51,6 +51,8 @@ class RunInputs:
     long_text: str = "truncate"  # or "chunk": windows of long texts, predictions pooled per text
     enc: dict = field(default_factory=dict)  # split name -> Encoded
     use_test: bool = True  # False for search trials: selection sees dev only, test is never scored
+    metric: str | None = None  # the dev metric that selects (--select); None: the task's primary one
+    metric_reason: str = ""  # why that metric (imbalance.selection_metric), kept in every run record
 
     def __post_init__(self):
         for name in ("train", "dev", "test"):
@@ -61,6 +63,16 @@ class RunInputs:
     @property
     def splits(self) -> list[str]:
         return [s for s in self.enc if s != "test" or self.use_test]
+
+    @property
+    def selection(self) -> str:
+        return self.metric or self.task.primary_metric
+
+    def class_counts(self) -> np.ndarray | None:
+        """Training examples per class (per word for token tasks); None when the task has no classes."""
+        if self.task.classes is None:
+            return None
+        return self.task.class_counts(self.bundle.train, len(self.bundle.label_names))
 
     def dev_only(self) -> RunInputs:
         """The same inputs (encodings shared, nothing re-encoded) without the test split."""
@@ -160,6 +172,7 @@ def run_one(
         "sizes": {s: len(inputs.split(s)) for s in inputs.splits},
         "rows": {s: len(inputs.enc[s]) for s in inputs.splits},
         "long_text": inputs.long_text,
+        "selection": {"metric": inputs.selection, "why": inputs.metric_reason or "the task's metric"},
         "label_counts": {s: inputs.label_counts(s) for s in inputs.splits},
         "truncated_share": {s: round(inputs.truncated_share(s), 4) for s in inputs.splits},
         "versions": library_versions(),
@@ -200,36 +213,6 @@ def run_one(
     return record
 
 
-def manifest(
-    inputs: RunInputs, strategy: Strategy, cfg: TrainConfig, pooling: str, layers: str = "last"
-) -> dict:
-    """What loading an export needs to rebuild the run's model and its inputs."""
-    return {
-        "tunebench_version": __version__,
-        "task": inputs.task.name,
-        "strategy": strategy.name,
-        "strategy_settings": strategy.settings(),
-        "backbone": inputs.backbone.name,
-        "trust_remote_code": inputs.backbone.trust_remote_code,
-        "pooling": pooling,
-        "layers": layers,
-        "max_length": inputs.max_length,
-        "long_text": inputs.long_text,
-        "dropout": cfg.dropout,
-        "label_names": inputs.bundle.label_names,
-        "num_outputs": inputs.task.num_outputs(inputs.bundle),
-    }
-
-
-def write_artifact(out: Path, fields: dict, save) -> int:
-    """`save(out)` writes the strategy's files and returns extra manifest fields; then the manifest.
-    Returns the artifact's size in bytes."""
-    out.mkdir(parents=True, exist_ok=True)
-    extra = save(out) or {}
-    (out / MANIFEST).write_text(json.dumps({**fields, **extra}, indent=2))
-    return dir_size(out)
-
-
 def _finish(inputs: RunInputs, run_dir: Path, outputs: dict, per_example: bool = False) -> dict:
     """Metrics per split + the outputs saved beside the artifact (for later analysis)."""
     arrays = {}
@@ -257,10 +240,18 @@ def _run_features(inputs: RunInputs, strategy, cfg: TrainConfig, seed: int, run_
     estimator = task.frozen_estimator(strategy, n_classes, seed, cfg.device)
 
     def dev_score(logits) -> float:
-        return inputs.score("dev", logits, per_example)[task.primary_metric]
+        return inputs.score("dev", logits, per_example)[inputs.selection]
 
+    # class weights reach the linear probe (one class per example); the NER tagger and QA reader train
+    # with the loop's plain loss
+    weighted = {}
+    if task.classes == "example" and not per_example:
+        counts = inputs.class_counts()
+        weighted = {
+            "class_weight": imbalance.class_weights(cfg.class_weights, counts, inputs.bundle.label_names)
+        }
     t0 = time.perf_counter()
-    estimator.fit(X["train"], y["train"], X["dev"], y["dev"], score=dev_score)
+    estimator.fit(X["train"], y["train"], X["dev"], y["dev"], score=dev_score, **weighted)
     train_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     logits = {s: estimator.decision_function(X[s]) for s in inputs.splits if s != "train"}
@@ -344,6 +335,9 @@ def _run_gradient(
     else:
         model = full_model
         data = {s: task.batches(inputs.enc[s], inputs.backbone) for s in inputs.splits}
+    if cfg.sampler == "balanced":
+        data["train"] = imbalance.BalancedBatches(data["train"], data["train"].labels)
+    loss_options = imbalance.loss_options(cfg, inputs.class_counts(), inputs.bundle.label_names)
     with parked(inputs.backbone.model):  # the pre-trained copy is idle while this one trains
         result = fit(
             model,
@@ -358,6 +352,8 @@ def _run_gradient(
             description=strategy.name,
             evaluating=strategy.evaluating,
             report=report,
+            metric=inputs.selection,
+            loss_options=loss_options,
         )
     t0 = time.perf_counter()
     with strategy.evaluating(model):

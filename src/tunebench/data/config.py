@@ -30,6 +30,9 @@ class DataConfig:
     dev_fraction: float = 0.1
     test_fraction: float = 0.0
     seed: int = 0
+    # make train long-tailed with this imbalance ratio (class i keeps n_max * ratio^(-i/(C-1)) rows,
+    # splits.long_tail_indices); applied before --train-size
+    long_tail: float | None = None
 
     def __post_init__(self) -> None:
         for name in ("data", "dev", "test", "data_dir"):
@@ -62,6 +65,14 @@ class DataConfig:
             raise TunebenchError(
                 f"data config: dev_fraction + test_fraction must be below 1 "
                 f"(got {self.dev_fraction} + {self.test_fraction}); lower one of them"
+            )
+        if self.long_tail is not None and (
+            isinstance(self.long_tail, bool)
+            or not isinstance(self.long_tail, (int, float))
+            or self.long_tail < 1
+        ):
+            raise _bad(
+                "long_tail", f"must be an imbalance ratio >= 1 (e.g. 10 or 100), got {self.long_tail!r}"
             )
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
             raise _bad("seed", f"must be an integer, got {self.seed!r}")

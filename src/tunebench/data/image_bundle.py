@@ -19,7 +19,7 @@ from .image_bytes import is_readable_image, read_bytes
 from .images import list_entries, load_image_folder
 from .named import DATASETS, dataset_names, get_dataset, locate
 from .readers import describe_path
-from .splits import cap, check_train_size, split_off, subsample
+from .splits import cap, check_train_size, long_tail, split_off, subsample
 
 log = logging.getLogger("tunebench")
 
@@ -173,6 +173,8 @@ def load_images(cfg) -> ImageBundle:
                 f"{data.source}: no dev set (no val/ folder); give --dev DIR or a dev fraction"
             )
         train, dev = _split_off(train, cfg.dev_fraction, "dev", data.source, cfg.seed)
+    if cfg.long_tail is not None:
+        train = long_tail(train, train.labels.tolist(), len(classes), cfg.long_tail, cfg.seed)
     if cfg.train_size is not None and cfg.train_size != len(train):
         after = " after taking out dev/test" if len(train) < n_total else ""
         check_train_size(cfg.train_size, len(train), "train images available", data.source, after)

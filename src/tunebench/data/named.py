@@ -114,6 +114,16 @@ register_dataset(
 )
 register_dataset(
     NamedDataset(
+        name="banking77",
+        task="text-classification",
+        files={"train": "banking77/train.csv", "test": "banking77/test.csv"},
+        columns={"text": "text", "label": "category"},
+        description="Banking77 customer-service queries, 77 intents (train 35-187 per class, test 40 each); "
+        "dev is split off train",
+    )
+)
+register_dataset(
+    NamedDataset(
         name="stsb",
         task="text-regression",
         files={"train": "stsb/sts-train.csv", "dev": "stsb/sts-dev.csv", "test": "stsb/sts-test.csv"},

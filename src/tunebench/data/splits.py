@@ -77,3 +77,25 @@ def check_train_size(n: int, available: int, what: str, source: str, after: str 
         raise TunebenchError(
             f"train_size {n} is larger than the {available} {what} in {source}{after}; lower --train-size or drop it"
         )
+
+
+def long_tail_indices(labels: Sequence[int], num_classes: int, ratio: float, seed: int) -> list[int]:
+    """The long-tailed version of a training set (Cao et al. 2019, CIFAR-10-LT): class i (label order,
+    i = 0 .. C-1) keeps n_max * ratio^(-i / (C - 1)) of its rows, n_max the largest class's count,
+    each class's rows chosen by a generator seeded with `seed`; at least one row per class. Classes
+    with fewer rows than their quota keep them all. Indices sorted."""
+    by_class: dict[int, list[int]] = {c: [] for c in range(num_classes)}
+    for i, y in enumerate(labels):
+        by_class[int(y)].append(i)
+    n_max = max(len(rows) for rows in by_class.values())
+    rng = random.Random(seed)
+    kept = []
+    for c, rows in by_class.items():
+        quota = max(1, int(n_max * ratio ** (-c / max(num_classes - 1, 1))))
+        kept += rows if len(rows) <= quota else rng.sample(rows, quota)
+    return sorted(kept)
+
+
+def long_tail(split: S, labels: Sequence[int], num_classes: int, ratio: float, seed: int) -> S:
+    """`split` made long-tailed with imbalance ratio `ratio` (see long_tail_indices)."""
+    return split.subset(long_tail_indices(labels, num_classes, ratio, seed))

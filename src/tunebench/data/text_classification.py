@@ -8,7 +8,7 @@ import re
 from ..errors import TunebenchError
 from .config import DataConfig
 from .readers import Table
-from .splits import cap, check_train_size, subsample
+from .splits import cap, check_train_size, long_tail, subsample
 from .text import DataBundle, TextSplit, carve_dev_test
 from .text_sources import LABEL_COLUMNS, TEXT_COLUMNS, pick_column, resolve_sources, text_values
 
@@ -37,6 +37,8 @@ def load_text_classification(cfg: DataConfig) -> DataBundle:
 
     n_total = len(train)
     train, dev, test = carve_dev_test(train, dev, test, cfg)
+    if cfg.long_tail is not None:
+        train = long_tail(train, train.labels, len(label_names), cfg.long_tail, cfg.seed)
     if cfg.train_size is not None and cfg.train_size != len(train):
         after = " after taking out dev/test" if len(train) < n_total else ""
         check_train_size(cfg.train_size, len(train), "train rows available", train.source, after)

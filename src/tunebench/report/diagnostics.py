@@ -267,10 +267,14 @@ def _check_classes(record: dict, warn) -> None:
         warn(
             "class-imbalance",
             "warning",
-            f"labels are imbalanced: '{hi}' has {counts[hi]} examples, '{lo}' {counts[lo]}.",
-            "rank strategies by macro_f1, and weight the loss or oversample the rare classes.",
+            f"labels are imbalanced: '{hi}' has {counts[hi]} examples, '{lo}' {counts[lo]}"
+            f" (selected by dev {(record.get('selection') or {}).get('metric', 'accuracy')}).",
+            "rank by macro-F1 (--select macro-f1, the default from 3:1) and try --class-weights balanced or "
+            "--sampler balanced.",
         )
+        _check_never_predicted(record, warn)
         return
+    _check_never_predicted(record, warn)
     if len(per_class) < 2 or sum(f > 0 for f in per_class.values()) <= 1:
         return  # collapse is reported on its own
     hi, lo = max(per_class, key=per_class.get), min(per_class, key=per_class.get)
@@ -293,6 +297,24 @@ def _check_classes(record: dict, warn) -> None:
             if counts
             else f"count the labels of '{lo}'; if it is rare, weight the loss or oversample it and rank by macro_f1.",
         )
+
+
+def _check_never_predicted(record: dict, warn) -> None:
+    """Classes present in dev (test) that the model never chose: their F1 is 0 by construction."""
+    for split in ("dev", "test"):
+        never = (record.get(f"{split}_metrics") or {}).get("never_predicted") or []
+        if never:
+            shown = ", ".join(f"'{n}'" for n in never[:5]) + (
+                f" and {len(never) - 5} more" if len(never) > 5 else ""
+            )
+            warn(
+                "never-predicted",
+                "warning",
+                f"{len(never)} class(es) in {split} were never predicted: {shown}.",
+                "they are probably rare in training: try --class-weights balanced or --sampler balanced, "
+                "and rank by macro-F1.",
+            )
+            return
 
 
 def _check_dev_test(record: dict, warn) -> None:

@@ -79,6 +79,10 @@ class Task:
     # first sub-token), or None (no layer probe for this task)
     layer_probe: ClassVar[str | None] = None
     default_model: ClassVar[str] = "minilm"  # the packaged all-MiniLM-L6-v2
+    # What the task's labels are classes of: "example" (one class per text or image: class weights,
+    # label smoothing, the balanced sampler and macro-F1 selection apply), "token" (a class per word:
+    # class weights and label smoothing apply), or None (scores, spans)
+    classes: ClassVar[str | None] = None
     # The transformers Auto class and pipeline an export of this task loads with (exporting.py);
     # None: exports stay in tunebench's own layout (image backbones are not transformers models)
     auto_class: ClassVar[str | None] = None
@@ -136,8 +140,14 @@ class Task:
     def build_head(self, hidden_size: int, num_labels: int, pooling: str, dropout: float) -> nn.Module:
         raise NotImplementedError
 
-    def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    def loss(self, logits: torch.Tensor, labels: torch.Tensor, **options) -> torch.Tensor:
+        """The training loss; tasks with `classes` take `weight` (C,) and `label_smoothing` options."""
         raise NotImplementedError
+
+    def class_counts(self, split, num_classes: int) -> np.ndarray:
+        """(C,) training examples per class (per word for token tasks): what class weights and the
+        balanced sampler are computed from."""
+        return np.bincount(self.example_labels(split), minlength=num_classes)
 
     # -- evaluation ------------------------------------------------------------------------------
     def metrics(self, logits: np.ndarray, labels: np.ndarray, label_names: list[str]) -> dict[str, Any]:

@@ -94,7 +94,15 @@ class TokenBatches:
             batch["labels"] = self.labels[torch.as_tensor(idx)]
         return batch
 
-    def train_batches(self, batch_size: int, seed: int) -> Iterator[dict[str, torch.Tensor]]:
+    def train_batches(
+        self, batch_size: int, seed: int, rows: np.ndarray | None = None
+    ) -> Iterator[dict[str, torch.Tensor]]:
+        """An epoch's batches: shuffled, grouped by length; `rows`: draw these rows instead, in order (a
+        sampler's choice, e.g. imbalance.BalancedBatches)."""
+        if rows is not None:
+            for i in range(0, len(rows), batch_size):
+                yield self._batch(rows[i : i + batch_size])
+            return
         for idx in length_grouped_order(self.lengths, batch_size, np.random.default_rng(seed)):
             yield self._batch(idx)
 
@@ -144,8 +152,10 @@ class TensorBatches:
             batch["labels"] = self.labels[t]
         return batch
 
-    def train_batches(self, batch_size: int, seed: int) -> Iterator[dict[str, torch.Tensor]]:
-        perm = np.random.default_rng(seed).permutation(len(self))
+    def train_batches(
+        self, batch_size: int, seed: int, rows: np.ndarray | None = None
+    ) -> Iterator[dict[str, torch.Tensor]]:
+        perm = np.random.default_rng(seed).permutation(len(self)) if rows is None else rows
         for i in range(0, len(perm), batch_size):
             yield self._batch(perm[i : i + batch_size])
 

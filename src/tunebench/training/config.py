@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import asdict, dataclass, fields
+from pathlib import Path
 
 from ..errors import TunebenchError
 
@@ -23,6 +25,12 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda
     precision: str = "auto"  # auto (bf16 autocast on CUDA and CPUs with native bf16) | fp32 | bf16
     compile: bool = False  # torch.compile the model for training and evaluation (pays off on long GPU runs)
+    # imbalance (tasks with classes): the loss's class weights ("none", "balanced": n / (C * count_c),
+    # or a JSON/CSV file of label -> weight), label smoothing, and the order examples are drawn in
+    # ("random", or "balanced": every class equally often, drawn with replacement)
+    class_weights: str = "none"
+    label_smoothing: float = 0.0
+    sampler: str = "random"
 
     def __post_init__(self) -> None:
         checks = [
@@ -40,6 +48,13 @@ class TrainConfig:
                 f"--device {self.device}: auto, cpu, cuda or cuda:N",
             ),
             (self.precision in ("auto", "fp32", "bf16"), "--precision: auto, fp32 or bf16"),
+            (0 <= self.label_smoothing < 1, "--label-smoothing must be in [0, 1)"),
+            (self.sampler in ("random", "balanced"), f"--sampler {self.sampler}: random or balanced"),
+            (
+                self.class_weights in ("none", "balanced") or Path(self.class_weights).is_file(),
+                f"--class-weights {self.class_weights}: none, balanced, or a JSON/CSV file of label -> weight "
+                "(no such file)",
+            ),
         ]
         for ok, msg in checks:
             if not ok:
@@ -51,6 +66,21 @@ class TrainConfig:
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+    def identity(self) -> dict:
+        """The settings as part of a run key: fields added after runs were stored are left out at their
+        defaults (those runs keep their keys); a class-weights file is named with a hash of its content."""
+        fields_ = asdict(self)
+        for name, default in LATER_FIELDS.items():
+            if fields_[name] == default:
+                del fields_[name]
+        if self.class_weights not in ("none", "balanced"):
+            digest = hashlib.sha256(Path(self.class_weights).read_bytes()).hexdigest()[:12]
+            fields_["class_weights"] = f"{self.class_weights}#{digest}"
+        return fields_
+
+
+LATER_FIELDS = {"class_weights": "none", "label_smoothing": 0.0, "sampler": "random"}
 
 
 def _cuda_index(device: str) -> bool:

@@ -181,10 +181,16 @@ def fit(
     description: str = "train",
     evaluating: Callable[[nn.Module], AbstractContextManager] = lambda model: nullcontext(),
     report: Callable[[int, float], bool] | None = None,
+    metric: str | None = None,
+    loss_options: dict | None = None,
 ) -> FitResult:
-    """Train `model` for up to `cfg.epochs`, keep the best epoch on dev. `report(epoch, dev score)` is asked
-    after every epoch (a search's pruner); when it answers True the run stops with `Pruned`."""
+    """Train `model` for up to `cfg.epochs`, keep the best epoch on dev by `metric` (default: the task's
+    primary one). `report(epoch, dev score)` is asked after every epoch (a search's pruner); when it
+    answers True the run stops with `Pruned`. `loss_options`: the task loss's class `weight` (a tensor)
+    and `label_smoothing`."""
     device = resolve_device(cfg.device)
+    metric = metric or task.primary_metric
+    loss_options = {k: v.to(device) if torch.is_tensor(v) else v for k, v in (loss_options or {}).items()}
     model.to(device)
     run = torch.compile(model) if cfg.compile else model  # same parameters; `model` stays the handle
     torch.manual_seed(seed)
@@ -235,7 +241,7 @@ def fit(
                 labels = batch.pop("labels")
                 with autocast(device, cfg.precision):
                     logits = run(**batch)
-                loss = task.loss(logits, labels)
+                loss = task.loss(logits, labels, **loss_options)
                 if sync_each_step and not torch.isfinite(loss):
                     raise Diverged(
                         f"loss became {loss.item()} at epoch {epoch + 1}, step {step + 1}: lower --lr"
@@ -262,14 +268,14 @@ def fit(
             dev_outputs = predict_logits(run, dev, cfg, device)
         dev_metrics = evaluate(dev_outputs)
         result.eval_seconds += time.perf_counter() - t0
-        score = dev_metrics[task.primary_metric]
+        score = dev_metrics[metric]
         log.info(
             "  %s epoch %d/%d: train loss %.4f · dev %s %.4f · %.0f s",
             description,
             epoch + 1,
             cfg.epochs,
             epoch_loss,
-            task.primary_metric,
+            metric,
             score,
             time.perf_counter() - t_epoch,
         )

@@ -53,9 +53,13 @@ class ImageBatches:
                     batch["labels"] = self.labels[torch.as_tensor(chunk)]
                 yield chunk, batch
 
-    def train_batches(self, batch_size: int, seed: int) -> Iterator[dict[str, torch.Tensor]]:
+    def train_batches(
+        self, batch_size: int, seed: int, rows: np.ndarray | None = None
+    ) -> Iterator[dict[str, torch.Tensor]]:
+        """`rows`: draw these rows, in order, instead of a shuffle (a sampler's choice)."""
         rng = np.random.default_rng(seed)
         perm = rng.permutation(len(self))
+        perm = perm if rows is None else rows
         seeds = rng.integers(0, 2**63 - 1, size=len(self))  # one augmentation stream per image
 
         def transform_of(i: int):

@@ -55,6 +55,7 @@ class ImageClassification(Task):
     # (scripts/gpu-schedules.sh)
     schedule = {"*": {"epochs": 10, "patience": 3}, "full": {"lr": 1e-4}}
 
+    classes = "example"
     loss = TextClassification.loss
     metrics = TextClassification.metrics
 

@@ -96,6 +96,7 @@ class TextClassification(TextPairs, Task):
     summary = "label for a text (or a text pair): sentiment, topic, intent, NLI"
     auto_class = "AutoModelForSequenceClassification"
     pipeline_tag = "text-classification"
+    classes = "example"
 
     def load(self, cfg):
         return load_text_classification(cfg)
@@ -103,17 +104,19 @@ class TextClassification(TextPairs, Task):
     def build_head(self, hidden_size: int, num_labels: int, pooling: str, dropout: float) -> nn.Module:
         return ClassificationHead(hidden_size, num_labels, pooling, dropout)
 
-    def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        return nn.functional.cross_entropy(logits.float(), labels)
+    def loss(self, logits: torch.Tensor, labels: torch.Tensor, **options) -> torch.Tensor:
+        return nn.functional.cross_entropy(logits.float(), labels, **options)
 
     def metrics(self, logits: np.ndarray, labels: np.ndarray, label_names: list[str]) -> dict[str, Any]:
         preds = logits.argmax(-1)
         ids = list(range(len(label_names)))
         per_class = f1_score(labels, preds, labels=ids, average=None, zero_division=0)
+        never = sorted(set(np.asarray(labels).tolist()) - set(np.asarray(preds).tolist()))
         return {
             "accuracy": float((preds == labels).mean()),
             "macro_f1": float(per_class.mean()),
             "per_class_f1": {name: float(f) for name, f in zip(label_names, per_class)},
+            "never_predicted": [label_names[i] for i in never],  # classes present but never chosen
         }
 
     def encode(self, backbone, split, max_length: int, long_text: str = "truncate") -> Encoded:

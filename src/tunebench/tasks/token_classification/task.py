@@ -52,6 +52,7 @@ class TokenClassification(Task):
     summary = "a tag per word: named entities (CoNLL IOB1/IOB2), entity-level F1"
     auto_class = "AutoModelForTokenClassification"
     pipeline_tag = "token-classification"
+    classes = "token"
     token_level = True
     # CoNLL-2003, 2,000 training sentences: 3 epochs stop with dev F1 still rising (full 0.648 test
     # F1); 10 reach the plateau (full 0.804, lora 0.805; scripts/gpu-schedules.sh).
@@ -66,10 +67,14 @@ class TokenClassification(Task):
     def build_head(self, hidden_size: int, num_labels: int, pooling: str, dropout: float) -> nn.Module:
         return TokenHead(hidden_size, num_labels, dropout)
 
-    def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    def loss(self, logits: torch.Tensor, labels: torch.Tensor, **options) -> torch.Tensor:
         if logits.dim() == 3:  # (B, T, C) per sub-token; (N, C) per word when head-only reads the cache
             logits, labels = logits.flatten(0, 1), labels.flatten()
-        return nn.functional.cross_entropy(logits.float(), labels, ignore_index=IGNORE)
+        return nn.functional.cross_entropy(logits.float(), labels, ignore_index=IGNORE, **options)
+
+    def class_counts(self, split, num_classes: int) -> np.ndarray:
+        """Words per tag."""
+        return np.bincount([t for tags in split.labels for t in tags], minlength=num_classes)
 
     def encode(self, backbone, split, max_length: int, long_text: str = "truncate") -> Encoded:
         tok = getattr(backbone, "tokenizer", backbone)
