@@ -51,6 +51,8 @@ def test_uneven_classes_with_balanced_counts_says_harder_not_rarer():
         (["--opt", "head.lr=-1"], "--opt head.lr=-1: must be > 0"),
         (["--opt", "head.foo=3"], "--opt head.foo: unknown option; head takes none of its own"),
         (["--opt", "head.epochs=two"], "--opt head.epochs=two: expected an integer"),
+        (["--class-weights", "{dir}/none.json"], "none, balanced, or a JSON/CSV file of label -> weight"),
+        (["--long-tail", "0.5"], "long_tail (--long-tail) must be an imbalance ratio >= 1"),
     ],
     ids=[
         "data-is-a-folder",
@@ -59,6 +61,8 @@ def test_uneven_classes_with_balanced_counts_says_harder_not_rarer():
         "opt-lr-negative",
         "opt-unknown",
         "opt-not-a-number",
+        "class-weights-file-missing",
+        "long-tail-below-1",
     ],
 )
 def test_bad_input_is_one_line_with_the_fix(tiny_model, tiny_data, tmp_path, capsys, args, words):

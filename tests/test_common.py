@@ -49,6 +49,8 @@ def test_run_finishes_with_the_tasks_metrics(case):
     assert set(record["times"]) == {"extraction", "training", "evaluation"}
     assert record["peak_memory_mb"] > 0 and record["artifact_bytes"] > 0
     assert 0 < record["trainable_params"] <= record["total_params"] and record["versions"]["torch"]
+    if STRATEGIES.get(name).kind == "gradient":  # what predicting with it costs (training/inference.py)
+        assert record["inference"]["latency_ms"] > 0 and record["inference"]["examples_per_second"] > 0
     for name in ("leaderboard.csv", "leaderboard.md", "results.json"):
         assert (out / name).is_file()
 
@@ -147,6 +149,35 @@ def test_frozen_weights_stay_trained_ones_move_and_loss_falls(case):
     assert any(not torch.equal(after[n], before) for n, before in trained.items()), f"{name}: nothing moved"
     losses = [h["train_loss"] for h in result.history]
     assert min(losses[-2:]) < losses[0] * 0.95, f"{name} on {task_name}: train loss {losses}"
+
+
+@pytest.mark.parametrize("case", GRADIENT_CASES, ids=case_id)
+def test_l2sp_trains_every_strategy_and_pays_for_moving(case):
+    """One epoch with the L2-SP penalty (--l2sp) on every strategy: it trains (a finite loss) and the
+    weights the strategy freezes stay frozen (the penalty adds no gradient to them)."""
+    task_name, name = case
+    strategy, inputs, cfg, model, _ = tiny_model(task_name, name)
+    frozen = {n: p.detach().clone() for n, p in model.named_parameters() if not p.requires_grad}
+    cfg = cfg.replace(epochs=1, patience=1, l2sp=1.0, dropout=0.0)
+    data = {s: inputs.task.batches(inputs.enc[s], inputs.backbone) for s in ("train", "dev")}
+    result = fit(
+        model,
+        strategy.param_groups(model, cfg),
+        data["train"],
+        data["dev"],
+        inputs.task,
+        lambda outputs: inputs.score("dev", outputs),
+        cfg,
+        0,
+        strategy.epoch_hook(cfg),
+        description=name,
+    )
+    assert np.isfinite(result.history[0]["train_loss"])
+    if strategy.epoch_hook(cfg) is None:
+        after = dict(model.named_parameters())
+        assert all(torch.equal(after[n], before) for n, before in frozen.items()), (
+            f"{name}: frozen weights changed"
+        )
 
 
 @pytest.mark.parametrize("name", STRATEGIES.names())

@@ -182,3 +182,21 @@ def test_rare_classes_column_and_never_predicted_warning():
     codes = {w.code: w for w in diagnose(record)}
     assert "never-predicted" in codes and "'c'" in codes["never-predicted"].message
     assert "class-imbalance" in codes
+
+
+def test_report_shows_the_rarest_classes_first():
+    from types import SimpleNamespace
+
+    from tunebench.report.sections import _per_class
+
+    counts = {f"c{i}": 100 - i for i in range(30)}  # c29 is the rarest
+    record = {
+        "key": "k",
+        "label_counts": {"train": counts},
+        "dev_metrics": {"per_class_f1": dict.fromkeys(counts, 0.5)},
+    }
+    html = _per_class(SimpleNamespace(records=[record], rows=[{"strategy": "head", "best_key": "k"}]))
+    assert "rarest in training first" in html
+    assert (
+        html.index(">c29<") < html.index(">c28<") and ">c0<" not in html
+    )  # 24 shown, the commonest left out

@@ -24,6 +24,7 @@ TRAIN_FLAGS = {
     "class_weights": str,
     "label_smoothing": float,
     "sampler": str,
+    "l2sp": float,
 }
 
 TRAIN_HELP = {
@@ -40,6 +41,8 @@ TRAIN_HELP = {
     "JSON/CSV file of label -> weight",
     "label_smoothing": "label smoothing of the cross-entropy, e.g. 0.1 (default 0)",
     "sampler": "random (default) or balanced: draw every class equally often (with replacement)",
+    "l2sp": "against forgetting: L2-SP penalty l2sp/2*|w-w0|^2 toward the weights training started from "
+    "(all but the head), e.g. 0.01 (default 0)",
     "device": "auto (CUDA when visible), cpu or cuda",
     "precision": "auto (bf16 autocast on CUDA and on CPUs with native bf16, else fp32), fp32 or bf16",
     "compile": "torch.compile the model (pays off on long GPU runs; the first steps compile)",

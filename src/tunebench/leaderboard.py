@@ -23,6 +23,8 @@ COLUMNS = [
     ("time_s", "time (s)"),
     ("train_ex_per_s", "train ex/s"),
     ("peak_mem_mb", "peak mem (MB)"),
+    ("latency_ms", "predict ms/ex (b1)"),
+    ("predict_ex_per_s", "predict ex/s (b32)"),
     ("trainable", "trainable params"),
     ("trainable_pct", "trainable %"),
     ("artifact_mb", "artifact (MB)"),
@@ -53,6 +55,11 @@ def rare_f1(record: dict) -> float | None:
     if not rare or not per_class:
         return None
     return statistics.fmean(per_class[name] for name in rare)
+
+
+def _inference(runs: list[dict], key: str) -> float | None:
+    """Mean inference cost over the runs that measured it (training/inference.py)."""
+    return _mean_std([r["inference"][key] for r in runs if r.get("inference")])[0]
 
 
 def _mean_std(values: list[float]) -> tuple[float | None, float | None]:
@@ -88,6 +95,8 @@ def build(records: list[dict], metric: str) -> list[dict]:
                 "time_s": _mean_std([r["wall_seconds"] for r in ok])[0],
                 "train_ex_per_s": _mean_std([r["examples_per_second"] or 0 for r in ok])[0],
                 "peak_mem_mb": max((r["peak_memory_mb"] or 0 for r in ok), default=None),
+                "latency_ms": _inference(ok, "latency_ms"),
+                "predict_ex_per_s": _inference(ok, "examples_per_second"),
                 "trainable": first.get("trainable_params"),
                 "total": total,
                 "trainable_pct": 100 * first["trainable_params"] / total if total else None,
@@ -119,7 +128,7 @@ def _fmt(row: dict, col: str) -> str:
         return f"{v:.4f}"
     if col == "trainable_pct":
         return f"{v:.3g}"
-    if col in ("time_s", "train_ex_per_s", "peak_mem_mb"):
+    if col in ("time_s", "train_ex_per_s", "peak_mem_mb", "latency_ms", "predict_ex_per_s"):
         return f"{v:,.0f}" if v >= 100 else f"{v:.1f}"
     if col == "artifact_mb":
         return f"{v:.2f}"

@@ -5,12 +5,20 @@ from __future__ import annotations
 import ctypes
 import gc
 import os
+import platform
+import random
 import resource
 import threading
 import time
 from contextlib import contextmanager
 
+import numpy as np
+import peft
+import sklearn
 import torch
+import transformers
+
+from ._version import __version__
 
 
 def rss_bytes() -> int:
@@ -136,3 +144,20 @@ def extraction_rate(seconds: float, tokens: int, model: torch.nn.Module, device:
     peak = peak_tflops(device)
     extra = {"extraction_mfu": round(2 * matmul_params(model) * rate / (peak * 1e12), 4)} if peak else {}
     return {"extraction_tokens_per_second": round(rate, 1), **extra}
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def library_versions() -> dict[str, str]:
+    return {
+        "tunebench": __version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "peft": peft.__version__,
+        "scikit-learn": sklearn.__version__,
+    }

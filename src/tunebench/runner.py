@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import logging
 import os
-import platform
-import random
 import shutil
 import time
 import traceback
@@ -17,23 +15,20 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
-import peft
-import sklearn
-import torch
-import transformers
 from safetensors.numpy import save_file as save_np
 
-from ._version import __version__
 from .artifacts import manifest, write_artifact
 from .backbones.prefix import split_encoder
 from .errors import TunebenchError
 from .extract import FrozenSource
-from .measure import PeakMemory, extraction_rate, training_mfu
+from .measure import PeakMemory, extraction_rate, library_versions, seed_everything, training_mfu
 from .model import HeadOnFeatures, PrefixModel, TaskModel, count_parameters, parked
 from .strategies.base import Strategy
+from .tasks.base import Encoded
 from .training import imbalance
 from .training.batching import StateBatches, TokenBatches, pad_rows
 from .training.config import TrainConfig
+from .training.inference import inference_cost
 from .training.loop import Diverged, Pruned, fit, predict_logits, resolve_device, resolve_precision
 
 log = logging.getLogger("tunebench")
@@ -73,6 +68,10 @@ class RunInputs:
         if self.task.classes is None:
             return None
         return self.task.class_counts(self.bundle.train, len(self.bundle.label_names))
+
+    def dev_batches(self, n: int):
+        """The task's batches of the first `n` dev rows (what inference is timed on)."""
+        return self.task.batches(Encoded(self.enc["dev"].rows[:n]), self.backbone)
 
     def dev_only(self) -> RunInputs:
         """The same inputs (encodings shared, nothing re-encoded) without the test split."""
@@ -128,23 +127,6 @@ def frozen_inputs(task, strategy, source: FrozenSource, enc, split, pooling: str
     if strategy.pairwise:
         return strategy.combine(*task.frozen_pairs(source, split, pooling, strategy.layers))
     return task.frozen_inputs(source, enc, pooling, strategy.layers, sequences=strategy.sequences)
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
-def library_versions() -> dict[str, str]:
-    return {
-        "tunebench": __version__,
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
-        "peft": peft.__version__,
-        "scikit-learn": sklearn.__version__,
-    }
 
 
 def run_one(
@@ -256,6 +238,12 @@ def _run_features(inputs: RunInputs, strategy, cfg: TrainConfig, seed: int, run_
     t0 = time.perf_counter()
     logits = {s: estimator.decision_function(X[s]) for s in inputs.splits if s != "train"}
     eval_s = time.perf_counter() - t0
+    cost = None
+    if not task.token_level and not per_example:  # what predict runs: the encoder, pooling, a linear map
+        head = task.build_head(inputs.backbone.hidden_size, task.num_outputs(inputs.bundle), pooling, 0.0)
+        cost = inference_cost(
+            TaskModel(inputs.backbone.model, head), inputs.dev_batches, cfg, resolve_device(cfg.device)
+        )
     n_params = estimator.n_trainable_
     total = sum(p.numel() for p in inputs.backbone.model.parameters()) + n_params
     fields = manifest(inputs, strategy, cfg, pooling, strategy.layers)
@@ -273,6 +261,7 @@ def _run_features(inputs: RunInputs, strategy, cfg: TrainConfig, seed: int, run_
         "trainable_params": int(n_params),
         "total_params": int(total),
         "artifact_bytes": size,
+        "inference": cost,
     }
 
 
@@ -363,6 +352,7 @@ def _run_gradient(
             if s != "train"
         }
     eval_s = result.eval_seconds + time.perf_counter() - t0
+    cost = inference_cost(full_model, inputs.dev_batches, cfg, device, strategy.evaluating)
     trainable, total = count_parameters(full_model)
     full_model.to("cpu")
     fields = manifest(inputs, strategy, cfg, inputs.backbone.pooling)
@@ -390,6 +380,7 @@ def _run_gradient(
         "trainable_params": trainable,
         "total_params": total,
         "artifact_bytes": size,
+        "inference": cost,
         "_hook_seconds": hook_s,
         **extra,
     }

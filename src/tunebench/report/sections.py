@@ -48,6 +48,12 @@ def _per_class(out) -> str:
         ) or {}
         labels += [k for k in per_class if k not in labels]
         rows.append((row["strategy"], per_class))
+    counts = next(
+        (((r.get("label_counts") or {}).get("train")) for r in out.records if r.get("label_counts")), None
+    )
+    if counts:  # the rarest training classes first: with many classes those are the ones to watch
+        position = {k: i for i, k in enumerate(labels)}
+        labels.sort(key=lambda k: (counts.get(k, 0), position[k]))
     labels = labels[:24]
     if not labels:
         return ""
@@ -60,7 +66,11 @@ def _per_class(out) -> str:
         + "</tr>"
         for name, pc in rows
     )
-    return f"<h3>Dev F1 per class (best run of each strategy)</h3><table class='per-class'><tr>{head}</tr>{body}</table>"
+    order = ", rarest in training first" if counts else ""
+    return (
+        f"<h3>Dev F1 per class (best run of each strategy{order})</h3>"
+        f"<table class='per-class'><tr>{head}</tr>{body}</table>"
+    )
 
 
 def pareto_section(out, colors) -> str:

@@ -31,6 +31,9 @@ class TrainConfig:
     class_weights: str = "none"
     label_smoothing: float = 0.0
     sampler: str = "random"
+    # forgetting: L2-SP (Li et al. 2018), l2sp/2 * |w - w0|^2 over every weight but the head's, w0 its
+    # value when training started (the pre-trained one; a new module's initialisation: LoRA's B = 0)
+    l2sp: float = 0.0
 
     def __post_init__(self) -> None:
         checks = [
@@ -49,6 +52,7 @@ class TrainConfig:
             ),
             (self.precision in ("auto", "fp32", "bf16"), "--precision: auto, fp32 or bf16"),
             (0 <= self.label_smoothing < 1, "--label-smoothing must be in [0, 1)"),
+            (self.l2sp >= 0, "--l2sp must be >= 0"),
             (self.sampler in ("random", "balanced"), f"--sampler {self.sampler}: random or balanced"),
             (
                 self.class_weights in ("none", "balanced") or Path(self.class_weights).is_file(),
@@ -80,7 +84,7 @@ class TrainConfig:
         return fields_
 
 
-LATER_FIELDS = {"class_weights": "none", "label_smoothing": 0.0, "sampler": "random"}
+LATER_FIELDS = {"class_weights": "none", "label_smoothing": 0.0, "sampler": "random", "l2sp": 0.0}
 
 
 def _cuda_index(device: str) -> bool:

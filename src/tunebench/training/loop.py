@@ -207,6 +207,12 @@ def fit(
         return opt, sched
 
     optimizer, scheduler = new_optimizer(param_groups) if param_groups else (None, None)
+    # L2-SP's anchor: every weight but the head's as training starts (also those unfrozen later)
+    anchor = (
+        {n: p.detach().clone() for n, p in model.named_parameters() if not n.startswith("head.")}
+        if cfg.l2sp
+        else {}
+    )
     result = FitResult(best_epoch=-1, best_dev={})
     best_score, best_state, bad_epochs = -math.inf, {}, 0
     before_training: dict[str, torch.Tensor] = {}  # values of params unfrozen later, for restoring
@@ -242,6 +248,8 @@ def fit(
                 with autocast(device, cfg.precision):
                     logits = run(**batch)
                 loss = task.loss(logits, labels, **loss_options)
+                if anchor:
+                    loss = loss + cfg.l2sp / 2 * l2sp_penalty(model, anchor)
                 if sync_each_step and not torch.isfinite(loss):
                     raise Diverged(
                         f"loss became {loss.item()} at epoch {epoch + 1}, step {step + 1}: lower --lr"
@@ -310,3 +318,13 @@ def fit(
                 p.copy_(before_training[n])
     result.steps = step
     return result
+
+
+def l2sp_penalty(model: nn.Module, anchor: dict[str, torch.Tensor]) -> torch.Tensor:
+    """|w - w0|^2 summed over the anchored weights that train now (fp32)."""
+    terms = [
+        (p.float() - anchor[n]).pow(2).sum()
+        for n, p in model.named_parameters()
+        if p.requires_grad and n in anchor
+    ]
+    return torch.stack(terms).sum() if terms else torch.zeros(())
