@@ -24,7 +24,6 @@ from .extract import FrozenSource
 from .measure import PeakMemory, extraction_rate, library_versions, seed_everything, training_mfu
 from .model import HeadOnFeatures, PrefixModel, TaskModel, count_parameters, parked
 from .strategies.base import Strategy
-from .tasks.base import Encoded
 from .training import imbalance
 from .training.batching import StateBatches, TokenBatches, pad_rows
 from .training.config import TrainConfig
@@ -71,7 +70,8 @@ class RunInputs:
 
     def dev_batches(self, n: int):
         """The task's batches of the first `n` dev rows (what inference is timed on)."""
-        return self.task.batches(Encoded(self.enc["dev"].rows[:n]), self.backbone)
+        dev = self.enc["dev"]
+        return self.task.batches(replace(dev, rows=dev.rows[:n], targets=None, groups=None), self.backbone)
 
     def dev_only(self) -> RunInputs:
         """The same inputs (encodings shared, nothing re-encoded) without the test split."""
