@@ -200,3 +200,15 @@ def test_report_shows_the_rarest_classes_first():
     assert (
         html.index(">c29<") < html.index(">c28<") and ">c0<" not in html
     )  # 24 shown, the commonest left out
+
+
+def test_balanced_draws_of_token_rows_are_still_grouped_by_length():
+    """Padding stays low: the sampler's rows go through the same length grouping as a plain epoch."""
+    from tunebench.training.batching import TokenBatches
+
+    lengths = [3, 30] * 64
+    rows = [{"input_ids": list(range(1, n + 1))} for n in lengths]
+    labels = np.array([0] * 120 + [1] * 8)
+    batches = imbalance.BalancedBatches(TokenBatches(rows, labels, 0), labels)
+    mixed = [b for b in batches.train_batches(16, 0) if len(set(b["attention_mask"].sum(1).tolist())) > 1]
+    assert len(mixed) <= 1  # at most the batch where the long rows end and the short ones begin

@@ -97,14 +97,16 @@ class TokenBatches:
     def train_batches(
         self, batch_size: int, seed: int, rows: np.ndarray | None = None
     ) -> Iterator[dict[str, torch.Tensor]]:
-        """An epoch's batches: shuffled, grouped by length; `rows`: draw these rows instead, in order (a
-        sampler's choice, e.g. imbalance.BalancedBatches)."""
-        if rows is not None:
-            for i in range(0, len(rows), batch_size):
-                yield self._batch(rows[i : i + batch_size])
+        """An epoch's batches: shuffled, grouped by length; `rows`: these rows instead of each row once (a
+        sampler's draw, e.g. imbalance.BalancedBatches), grouped by length the same way."""
+        rng = np.random.default_rng(seed)
+        if rows is None:
+            yield from (self._batch(idx) for idx in length_grouped_order(self.lengths, batch_size, rng))
             return
-        for idx in length_grouped_order(self.lengths, batch_size, np.random.default_rng(seed)):
-            yield self._batch(idx)
+        rows = np.asarray(rows)
+        lengths = [self.lengths[i] for i in rows]
+        for idx in length_grouped_order(lengths, batch_size, rng):  # positions in `rows`
+            yield self._batch(rows[idx])
 
     def eval_batches(self, batch_size: int) -> Iterator[tuple[np.ndarray, dict[str, torch.Tensor]]]:
         order = np.argsort(-np.asarray(self.lengths), kind="stable")
