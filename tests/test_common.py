@@ -110,6 +110,23 @@ def tiny_model(task_name: str, name: str):
     return strategy, inputs, cfg, build_model(inputs, strategy, cfg.replace(dropout=0.0), 0), formula
 
 
+def _fit(strategy, inputs, cfg, model):
+    """The training loop on the case's tiny train/dev splits, seed 0."""
+    data = {s: inputs.task.batches(inputs.enc[s], inputs.backbone) for s in ("train", "dev")}
+    return fit(
+        model,
+        strategy.param_groups(model, cfg),
+        data["train"],
+        data["dev"],
+        inputs.task,
+        lambda outputs: inputs.score("dev", outputs),
+        cfg,
+        0,
+        strategy.epoch_hook(cfg),
+        description=strategy.name,
+    )
+
+
 @pytest.mark.parametrize("case", GRADIENT_CASES, ids=case_id)
 def test_trainable_parameters_are_the_declared_formula(case):
     _, _, _, model, formula = tiny_model(*case)
@@ -129,19 +146,7 @@ def test_frozen_weights_stay_trained_ones_move_and_loss_falls(case):
     cfg = cfg.replace(
         **steps, patience=steps["epochs"], lr=min(10 * cfg.lr, 1e-2), dropout=0.0, warmup_ratio=0.0
     )
-    data = {s: inputs.task.batches(inputs.enc[s], inputs.backbone) for s in ("train", "dev")}
-    result = fit(
-        model,
-        strategy.param_groups(model, cfg),
-        data["train"],
-        data["dev"],
-        inputs.task,
-        lambda outputs: inputs.score("dev", outputs),
-        cfg,
-        0,
-        strategy.epoch_hook(cfg),
-        description=name,
-    )
+    result = _fit(strategy, inputs, cfg, model)
     after = dict(model.named_parameters())
     if strategy.epoch_hook(cfg) is None:  # gradual unfreezes more each epoch: nothing stays frozen
         changed = [n for n, before in frozen.items() if not torch.equal(after[n], before)]
@@ -159,19 +164,7 @@ def test_l2sp_trains_every_strategy_and_pays_for_moving(case):
     strategy, inputs, cfg, model, _ = tiny_model(task_name, name)
     frozen = {n: p.detach().clone() for n, p in model.named_parameters() if not p.requires_grad}
     cfg = cfg.replace(epochs=1, patience=1, l2sp=1.0, dropout=0.0)
-    data = {s: inputs.task.batches(inputs.enc[s], inputs.backbone) for s in ("train", "dev")}
-    result = fit(
-        model,
-        strategy.param_groups(model, cfg),
-        data["train"],
-        data["dev"],
-        inputs.task,
-        lambda outputs: inputs.score("dev", outputs),
-        cfg,
-        0,
-        strategy.epoch_hook(cfg),
-        description=name,
-    )
+    result = _fit(strategy, inputs, cfg, model)
     assert np.isfinite(result.history[0]["train_loss"])
     if strategy.epoch_hook(cfg) is None:
         after = dict(model.named_parameters())

@@ -90,6 +90,16 @@ class TunebenchPreTrainedModel(PreTrainedModel):
     config_class = TunebenchConfig
     base_model_prefix = "backbone"
 
+    def __init__(self, config: TunebenchConfig, num_outputs: int | None = None, dropout: float | None = None):
+        """The encoder and the head (`num_outputs`: default the labels; `dropout`: default the config's)."""
+        super().__init__(config)
+        self.backbone = build_backbone(config)
+        width = self.backbone.config.hidden_size
+        self.head = Head(
+            width, num_outputs or config.num_labels, config.head_dropout if dropout is None else dropout
+        )
+        self.post_init()
+
     def _init_weights(self, module):
         """Every weight comes from the checkpoint; a fresh model keeps torch's initialisation."""
 
@@ -103,12 +113,6 @@ class TunebenchPreTrainedModel(PreTrainedModel):
 
 
 class TunebenchForSequenceClassification(TunebenchPreTrainedModel):
-    def __init__(self, config: TunebenchConfig):
-        super().__init__(config)
-        self.backbone = build_backbone(config)
-        self.head = Head(self.backbone.config.hidden_size, config.num_labels, config.head_dropout)
-        self.post_init()
-
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, labels=None, **kwargs):
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
@@ -124,12 +128,6 @@ class TunebenchForSequenceClassification(TunebenchPreTrainedModel):
 
 
 class TunebenchForTokenClassification(TunebenchPreTrainedModel):
-    def __init__(self, config: TunebenchConfig):
-        super().__init__(config)
-        self.backbone = build_backbone(config)
-        self.head = Head(self.backbone.config.hidden_size, config.num_labels, config.head_dropout)
-        self.post_init()
-
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, labels=None, **kwargs):
         logits = self.head(self.encode(input_ids, attention_mask, token_type_ids))  # (B, T, C)
         loss = None
@@ -140,10 +138,7 @@ class TunebenchForTokenClassification(TunebenchPreTrainedModel):
 
 class TunebenchForQuestionAnswering(TunebenchPreTrainedModel):
     def __init__(self, config: TunebenchConfig):
-        super().__init__(config)
-        self.backbone = build_backbone(config)
-        self.head = Head(self.backbone.config.hidden_size, 2, 0.0)
-        self.post_init()
+        super().__init__(config, num_outputs=2, dropout=0.0)  # start and end logits
 
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, **kwargs):
         logits = self.head(self.encode(input_ids, attention_mask, token_type_ids))  # (B, T, 2)
