@@ -55,17 +55,35 @@ def shared_data() -> Path:
 FIXTURES = Path(tempfile.mkdtemp(prefix="tunebench-common-"))
 
 
+def _tiny_module(task_name: str):
+    package = TASKS.get(task_name).__module__.rsplit(".", 1)[0]
+    try:
+        return importlib.import_module(f"{package}.tiny")
+    except ModuleNotFoundError:
+        pytest.fail(f"task {task_name}: no fixture factory; add {package}/tiny.py with tiny(root) -> Tiny")
+
+
+def fixture_names() -> list[str]:
+    """Every task's tiny fixture, then the variants its tiny.py offers (`VARIANTS`: name -> factory),
+    named "task[variant]": text classification with feature columns is "text-classification[columns]"."""
+    names = list(TASKS.names())
+    for task_name in TASKS.names():
+        names += [f"{task_name}[{v}]" for v in getattr(_tiny_module(task_name), "VARIANTS", {})]
+    return names
+
+
+def task_of(fixture: str) -> str:
+    """The task of a fixture name ("text-classification[columns]" -> "text-classification")."""
+    return fixture.split("[", 1)[0]
+
+
 def tiny_of(task_name: str):
-    """The task's tiny fixture, built once per test session under FIXTURES."""
+    """The task's tiny fixture (or a variant, "task[variant]"), built once per test session under FIXTURES."""
     if task_name not in _TINY:
-        package = TASKS.get(task_name).__module__.rsplit(".", 1)[0]
-        try:
-            factory = importlib.import_module(f"{package}.tiny").tiny
-        except ModuleNotFoundError:
-            pytest.fail(
-                f"task {task_name}: no fixture factory; add {package}/tiny.py with tiny(root) -> Tiny"
-            )
-        root = FIXTURES / task_name
+        module = _tiny_module(task_of(task_name))
+        variant = task_name[len(task_of(task_name)) + 1 : -1]
+        factory = module.VARIANTS[variant] if variant else module.tiny
+        root = FIXTURES / task_name.replace("[", "-").rstrip("]")
         root.mkdir(parents=True, exist_ok=True)
         _TINY[task_name] = factory(root)
     return _TINY[task_name]
@@ -75,8 +93,8 @@ _TINY: dict = {}
 
 
 def applicable(task_name: str) -> list[str]:
-    task = get_task(task_name)
-    bundle = task.load(tiny_of(task_name).data)
+    task = get_task(task_of(task_name))
+    bundle = task.load_bundle(tiny_of(task_name).data)
     return [n for n, cls in STRATEGIES.items() if task.applies(cls, bundle) is None]
 
 
@@ -90,7 +108,7 @@ def run_ladder(task_name: str, out: Path) -> list[dict]:
     return tunebench.compare(
         tiny.data,
         model=tiny.model,
-        task=task_name,
+        task=task_of(task_name),
         strategies=names,
         out=out,
         train=tiny.train,

@@ -1,7 +1,8 @@
 """The common suite (scikit-learn's check_estimator, timm's registry tests): every registered task x
-every strategy that applies to it, on the task's tiny fixture (`tasks/<name>/tiny.py`). A new strategy
-file or task folder is enrolled here with no edit; one that lacks what the suite needs (a tiny
-fixture, a trainable-parameter formula) fails loudly.
+every strategy that applies to it, on the task's tiny fixture (`tasks/<name>/tiny.py`) and its variants
+(`VARIANTS` there: text classification with feature columns). A new strategy file or task folder is
+enrolled here with no edit; one that lacks what the suite needs (a tiny fixture, a trainable-parameter
+formula) fails loudly.
 
 Each case checks: the ladder run finishes with the task's metrics; export -> predict gives the run's
 own outputs; the same seed gives the same metrics; the trainable-parameter count is the strategy's
@@ -15,7 +16,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
-from conftest import applicable, ladder, options_for, run_ladder, tiny_of
+from conftest import applicable, fixture_names, ladder, options_for, run_ladder, task_of, tiny_of
 from safetensors.numpy import load_file
 
 from tunebench.errors import TunebenchError
@@ -24,11 +25,11 @@ from tunebench.prediction import Predictor
 from tunebench.runner import RunInputs, build_model
 from tunebench.store import RunStore
 from tunebench.strategies import STRATEGIES
-from tunebench.tasks import TASKS, get_task
+from tunebench.tasks import get_task
 from tunebench.training.config import TrainConfig
 from tunebench.training.loop import fit
 
-CASES = [(t, s) for t in TASKS.names() for s in applicable(t)]
+CASES = [(t, s) for t in fixture_names() for s in applicable(t)]
 GRADIENT_CASES = [(t, s) for t, s in CASES if STRATEGIES.get(s).kind == "gradient"]
 
 
@@ -42,7 +43,7 @@ def test_run_finishes_with_the_tasks_metrics(case):
     out, records, _ = ladder(task_name)
     record = records[name]
     assert record["status"] == "ok", record.get("traceback", record["status"])
-    metric = get_task(task_name).primary_metric
+    metric = get_task(task_of(task_name)).primary_metric
     for split in ("dev", "test"):
         assert isinstance(record[f"{split}_metrics"][metric], float)
     assert (out / "runs" / record["key"] / "manifest.json").is_file()
@@ -63,8 +64,8 @@ def test_export_predicts_what_the_run_measured(case):
     task_name, name = case
     out, records, _ = ladder(task_name)
     run_dir = out / "runs" / records[name]["key"]
-    task = get_task(task_name)
-    bundle = task.load(tiny_of(task_name).data)
+    task = get_task(task_of(task_name))
+    bundle = task.load_bundle(tiny_of(task_name).data)
     predictor = Predictor(run_dir)
     outputs, enc, per_example = predictor.outputs(bundle.test)
     if per_example:
@@ -84,7 +85,7 @@ def test_export_predicts_what_the_run_measured(case):
         assert predictor.estimator.n_trainable_ == records[name]["trainable_params"]
 
 
-@pytest.mark.parametrize("task_name", TASKS.names())
+@pytest.mark.parametrize("task_name", fixture_names())
 def test_same_seed_same_metrics(task_name, tmp_path):
     _, first, _ = ladder(task_name)
     run_ladder(task_name, tmp_path)
@@ -97,14 +98,14 @@ def test_same_seed_same_metrics(task_name, tmp_path):
 
 def tiny_model(task_name: str, name: str):
     """(strategy, inputs, prepared model, formula) for one gradient case."""
-    tiny, task = tiny_of(task_name), get_task(task_name)
+    tiny, task = tiny_of(task_name), get_task(task_of(task_name))
     strategy = STRATEGIES.get(name).from_options(options_for(task_name, [name])[name])
     backbone = task.load_backbone(tiny.model)
     limit = min(tiny.max_length or backbone.max_length, backbone.max_length)
-    inputs = RunInputs(task, backbone, task.load(tiny.data), None, limit)
+    inputs = RunInputs(task, backbone, task.load_bundle(tiny.data), None, limit)
     cfg = TrainConfig().replace(**task.train_defaults(name, strategy.train_defaults))
     torch.manual_seed(0)
-    head = task.build_head(backbone.hidden_size, task.num_outputs(inputs.bundle), backbone.pooling, 0.0)
+    head = inputs.head(backbone.pooling, 0.0)
     module = backbone.random_model(0) if strategy.from_scratch else backbone.fresh_model()
     formula = strategy.trainable_formula(TaskModel(module, head))
     return strategy, inputs, cfg, build_model(inputs, strategy, cfg.replace(dropout=0.0), 0), formula

@@ -48,6 +48,8 @@ def manifest(inputs, strategy, cfg, pooling: str, layers: str = "last") -> dict:
         "dropout": cfg.dropout,
         "label_names": inputs.bundle.label_names,
         "num_outputs": inputs.task.num_outputs(inputs.bundle),
+        # the feature columns' fitted parameters (JSON, no pickle): predict transforms its input with them
+        **({"feature_columns": inputs.columns.to_json()} if inputs.columns is not None else {}),
     }
 
 

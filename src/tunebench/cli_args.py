@@ -92,6 +92,12 @@ def add_data_args(p: argparse.ArgumentParser) -> None:
         help="make train long-tailed (a benchmark of imbalance): class i of C keeps n_max*RHO^(-i/(C-1)) "
         "rows, seeded (Cao et al. 2019); before --train-size",
     )
+    g.add_argument(
+        "--feature-cols",
+        metavar="A,B:cat,C:num",
+        help="numeric and categorical columns read beside the text (kind inferred from train unless given): "
+        "standardised / one-hot or embedded, fitted on train; a fusion head reads them, `metadata` uses them alone",
+    )
 
 
 def add_ladder_args(
@@ -224,6 +230,7 @@ def data_config(a, train_size: int | None = None):
         test_fraction=a.test_fraction,
         seed=a.data_seed,
         long_tail=a.long_tail,
+        feature_cols=getattr(a, "feature_cols", None),
     )
 
 

@@ -127,7 +127,7 @@ def compare(
         _start_workers(args, devices or [None] * workers)
     task = task or default_task(data)
     task_obj = get_task(task)
-    bundle = task_obj.load(data)
+    bundle = task_obj.load_bundle(data)
     names = plan_strategies(task_obj, bundle, strategies)
     model = model or task_obj.default_model
     backbone = task_obj.load_backbone(model, trust_remote_code, pooling)
@@ -295,12 +295,13 @@ def default_strategies(task, bundle=None) -> list[str]:
     data has pairs), or for a task with `ladder_all` every strategy that applies."""
     if task.ladder_all:
         return [n for n in ladder_order(STRATEGIES.names()) if not task.applies(STRATEGIES.get(n), bundle)]
-    return default_ladder(pairs="text-pairs" in task.capabilities_of(bundle))
+    offered = task.capabilities_of(bundle)
+    return default_ladder(pairs="text-pairs" in offered, columns="feature-columns" in offered)
 
 
 def ladder_order(names: list[str]) -> list[str]:
     """The default ladder's strategies first, in its order, then the rest in registry order."""
-    position = {n: i for i, n in enumerate(default_ladder(pairs=True))}
+    position = {n: i for i, n in enumerate(default_ladder(pairs=True, columns=True))}
     return sorted(names, key=lambda n: position.get(n, len(position)))
 
 

@@ -46,6 +46,15 @@ def model_card(manifest: dict, task, info: dict | None, summary: dict, adapter: 
 
 
 def _plain_usage(manifest: dict, task, info: dict | None, adapter: bool) -> list[str]:
+    if "feature_columns" in manifest:  # transformers models read text only
+        names = ", ".join(f"`{c['name']}` ({c['kind']})" for c in manifest["feature_columns"])
+        return [
+            f"This model reads the feature columns {names} beside the text. Their parameters as fitted on "
+            "the training data (mean and standard deviation, categories, embedding sizes) are in "
+            "`manifest.json` under `feature_columns`; the file to predict on needs these columns. A "
+            "transformers pipeline reads text only, so load it with `tunebench.Predictor` or "
+            "`tunebench predict`."
+        ]
     if info is not None:
         remote = info["form"] == "custom"
         args = ", trust_remote_code=True" if remote else ""

@@ -58,8 +58,10 @@ def export_run(src: Path, dest: Path, summary: dict | None = None) -> None:
 
 def has_whole_form(src: Path, manifest: dict, task) -> bool:
     """A text task's gradient-trained model, except prefix tuning (prompts fed to every layer: no
-    weights to merge them into)."""
+    weights to merge them into); not with feature columns (transformers models read text only)."""
     if task.auto_class is None or STRATEGIES.get(manifest["strategy"]).kind != "gradient":
+        return False
+    if "feature_columns" in manifest:
         return False
     config = src / "adapter" / "adapter_config.json"
     return not config.is_file() or json.loads(config.read_text()).get("peft_type") == "LORA"

@@ -39,14 +39,16 @@ class TaskModel(nn.Module):
         attention_mask: torch.Tensor | None = None,
         token_type_ids: torch.Tensor | None = None,
         pixel_values: torch.Tensor | None = None,
+        extra: torch.Tensor | None = None,
     ) -> torch.Tensor:
+        """`extra`: the rows' feature columns (--feature-cols), read by the fusion head."""
         if pixel_values is not None:  # image backbones pool inside the network
             return self.head.from_pooled(self.backbone(pixel_values))
         kwargs = {"input_ids": input_ids, "attention_mask": attention_mask}
         if token_type_ids is not None:
             kwargs["token_type_ids"] = token_type_ids
         out = self.backbone(**kwargs)
-        return self.head(out.last_hidden_state, attention_mask)
+        return _head(self.head, out.last_hidden_state, attention_mask, extra)
 
 
 class HeadOnFeatures(nn.Module):
@@ -70,8 +72,15 @@ class PrefixModel(nn.Module):
         self.top = top
         self.head = head
 
-    def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        return self.head(self.top(hidden_states, attention_mask), attention_mask)
+    def forward(
+        self, hidden_states: torch.Tensor, attention_mask: torch.Tensor, extra: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        return _head(self.head, self.top(hidden_states, attention_mask), attention_mask, extra)
+
+
+def _head(head: nn.Module, hidden: torch.Tensor, mask: torch.Tensor, extra: torch.Tensor | None):
+    """The head on hidden states; with feature columns (the fusion head) on those as well."""
+    return head(hidden, mask) if extra is None else head(hidden, mask, extra)
 
 
 def count_parameters(model: nn.Module) -> tuple[int, int]:

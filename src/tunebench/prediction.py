@@ -11,10 +11,12 @@ from safetensors.numpy import load_file as load_np
 
 from . import standalone
 from .artifacts import read_manifest
+from .data.columns import FeatureColumns
+from .data.readers import load_table
 from .errors import TunebenchError
 from .extract import FrozenSource
 from .model import TaskModel
-from .runner import RunInputs, frozen_inputs
+from .run_inputs import RunInputs, frozen_inputs
 from .strategies import STRATEGIES
 from .strategies.features import ESTIMATOR_FILE
 from .tasks import get_task
@@ -34,6 +36,8 @@ class Predictor:
         self.strategy = STRATEGIES.get(m["strategy"]).from_options(m["strategy_settings"])
         trust = m.get("trust_remote_code", False)
         self.model = self.estimator = None
+        # the feature columns the model reads beside the text, as fitted on its training data
+        self.columns = FeatureColumns.from_json(m["feature_columns"]) if "feature_columns" in m else None
         if self.strategy.kind == "estimator":
             self.backbone = self.task.load_backbone(m["backbone"], trust, m["pooling"])
             n_classes = None if self.task.regression else len(self.label_names)
@@ -46,13 +50,19 @@ class Predictor:
         source = self.strategy.backbone_source(self.path, m)
         self.backbone = self.task.load_backbone(source, trust, m["pooling"])
         n_out = m.get("num_outputs", len(self.label_names))
-        head = self.task.build_head(self.backbone.hidden_size, n_out, m["pooling"], m["dropout"])
+        head = self.task.head_for(self.backbone.hidden_size, n_out, m["pooling"], m["dropout"], self.columns)
         self.model = self.strategy.load(self.path, TaskModel(self.backbone.model, head)).eval()
 
     def outputs(self, split, batch_size: int = 128, device: str = "auto"):
         """(outputs, encoded split, per_example) for a split without labels: the model's raw outputs per
         row (per example for bi-encoder strategies), and the encoding the task needs to decode them."""
         m = self.manifest
+        if self.columns is not None and getattr(split, "extra", None) is None:
+            names = ", ".join(c.name for c in self.columns.columns)
+            raise TunebenchError(
+                f"{self.path}: this model also reads the feature columns {names}; give a split whose `extra` "
+                "is Predictor.columns.transform(...) of them (tunebench predict reads them from the file)"
+            )
         bundle = _Unlabelled(split, self.label_names)
         inputs = RunInputs(
             self.task, self.backbone, bundle, None, m["max_length"], m.get("long_text", "truncate")
@@ -60,7 +70,7 @@ class Predictor:
         enc = inputs.enc["test"]
         if self.estimator is not None:  # features: frozen inputs -> the fitted estimator
             source = FrozenSource(self.backbone, None, m["max_length"], batch_size, device)
-            X = frozen_inputs(self.task, self.strategy, source, enc, split, m["pooling"])
+            X = frozen_inputs(self.task, self.strategy, source, enc, split, m["pooling"], self.columns)
             return self.estimator.decision_function(X), enc, self.strategy.pairwise
         cfg = TrainConfig(eval_batch_size=batch_size, device=device)
         data = self.task.batches(enc, self.backbone)
@@ -94,9 +104,13 @@ def predict(
 ) -> list[dict]:
     """One dict per input example (the task decides the fields: label + prob_<class>, score, tokens/tags,
     answer + score); written as CSV to `out` if given."""
-    task = get_task(read_manifest(Path(model))["task"])
+    manifest = read_manifest(Path(model))
+    task = get_task(manifest["task"])
     try:  # the input first: a wrong file costs nothing, not a model load
         inputs = task.read_inputs(data, text_col=text_col, text_pair_col=text_pair_col)
+        if "feature_columns" in manifest:  # transformed as in training, from the fitted parameters
+            columns = FeatureColumns.from_json(manifest["feature_columns"])
+            inputs.extra = columns.transform(columns.read(load_table(data)))
     except TunebenchError as err:  # say what the export expects: a tagger wants words, QA questions ...
         raise TunebenchError(f"{err} (the export in {model} is a {task.name} model)") from None
     predictor = Predictor(model)

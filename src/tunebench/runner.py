@@ -11,7 +11,6 @@ import os
 import shutil
 import time
 import traceback
-from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -23,110 +22,16 @@ from .errors import TunebenchError
 from .extract import FrozenSource
 from .measure import PeakMemory, extraction_rate, library_versions, seed_everything, training_mfu
 from .model import HeadOnFeatures, PrefixModel, TaskModel, count_parameters, parked
+from .run_inputs import RunInputs, frozen_inputs
 from .strategies.base import Strategy
 from .training import imbalance
 from .training.batching import StateBatches, TokenBatches, pad_rows
 from .training.config import TrainConfig
 from .training.inference import inference_cost
 from .training.loop import Diverged, Pruned, fit, predict_logits, resolve_device, resolve_precision
+from .training.optim import with_min_rate
 
 log = logging.getLogger("tunebench")
-
-
-@dataclass
-class RunInputs:
-    """What every run of one compare shares: the task, the backbone, the data and its encoded splits."""
-
-    task: object
-    backbone: object
-    bundle: object
-    out_dir: Path | None
-    max_length: int
-    long_text: str = "truncate"  # or "chunk": windows of long texts, predictions pooled per text
-    enc: dict = field(default_factory=dict)  # split name -> Encoded
-    use_test: bool = True  # False for search trials: selection sees dev only, test is never scored
-    metric: str | None = None  # the dev metric that selects (--select); None: the task's primary one
-    metric_reason: str = ""  # why that metric (imbalance.selection_metric), kept in every run record
-
-    def __post_init__(self):
-        for name in ("train", "dev", "test"):
-            split = getattr(self.bundle, name)
-            if split is not None and name not in self.enc:
-                self.enc[name] = self.task.encode(self.backbone, split, self.max_length, self.long_text)
-
-    @property
-    def splits(self) -> list[str]:
-        return [s for s in self.enc if s != "test" or self.use_test]
-
-    @property
-    def selection(self) -> str:
-        return self.metric or self.task.primary_metric
-
-    def class_counts(self) -> np.ndarray | None:
-        """Training examples per class (per word for token tasks); None when the task has no classes."""
-        if self.task.classes is None:
-            return None
-        return self.task.class_counts(self.bundle.train, len(self.bundle.label_names))
-
-    def dev_batches(self, n: int):
-        """The task's batches of the first `n` dev rows (what inference is timed on)."""
-        dev = self.enc["dev"]
-        return self.task.batches(replace(dev, rows=dev.rows[:n], targets=None, groups=None), self.backbone)
-
-    def dev_only(self) -> RunInputs:
-        """The same inputs (encodings shared, nothing re-encoded) without the test split."""
-        return replace(self, use_test=False)
-
-    def split(self, name: str):
-        return getattr(self.bundle, name)
-
-    def labels(self, name: str) -> np.ndarray:
-        """One label per example (not per chunk)."""
-        return self.task.example_labels(self.split(name))
-
-    def score(self, name: str, outputs, per_example: bool = False) -> dict:
-        enc = self.enc[name]
-        if per_example:  # outputs already one per example (bi-encoder strategies never chunk)
-            enc = replace(enc, groups=None)
-        return self.task.score(outputs, enc, self.split(name), self.bundle.label_names)
-
-    def source(self, cfg: TrainConfig) -> FrozenSource:
-        """Frozen forward passes of the backbone, cached under the output folder."""
-        return FrozenSource(
-            self.backbone, self.out_dir, self.max_length, cfg.eval_batch_size, cfg.device, cfg.precision
-        )
-
-    def label_counts(self, split: str) -> dict[str, int] | None:
-        if self.task.regression or self.task.token_level:
-            return None
-        counts = np.bincount(self.labels(split), minlength=len(self.bundle.label_names))
-        return {name: int(c) for name, c in zip(self.bundle.label_names, counts)}
-
-    def unknown_share(self, split: str = "train") -> float:
-        """Share of the split's text tokens that only the unknown token could stand for (emoji, scripts
-        the vocabulary lacks): text the model never reads."""
-        tok = getattr(self.backbone, "tokenizer", None)
-        rows = self.enc[split].rows
-        if getattr(tok, "unk_token_id", None) is None or not rows or "input_ids" not in rows[0]:
-            return 0.0
-        markers = set(tok.all_special_ids) - {tok.unk_token_id}  # [CLS], [SEP], padding are not text
-        ids = [i for r in rows for i in r["input_ids"] if i not in markers]
-        return ids.count(tok.unk_token_id) / max(len(ids), 1)
-
-    def truncated_share(self, split: str = "train") -> float:
-        """Share of examples cut at max length (0 for windows: chunked texts, QA contexts lose nothing)."""
-        enc = self.enc[split]
-        if enc.groups is not None or not enc.rows or "input_ids" not in enc.rows[0]:  # windows cut nothing
-            return 0.0
-        return sum(len(r["input_ids"]) >= self.max_length for r in enc.rows) / max(len(enc.rows), 1)
-
-
-def frozen_inputs(task, strategy, source: FrozenSource, enc, split, pooling: str):
-    """What a `features`-kind strategy reads for one split: the task's frozen inputs, or for pairwise
-    strategies the combination of the two texts' embeddings."""
-    if strategy.pairwise:
-        return strategy.combine(*task.frozen_pairs(source, split, pooling, strategy.layers))
-    return task.frozen_inputs(source, enc, pooling, strategy.layers, sequences=strategy.sequences)
 
 
 def run_one(
@@ -214,7 +119,7 @@ def _run_features(inputs: RunInputs, strategy, cfg: TrainConfig, seed: int, run_
     per_example = strategy.pairwise
     source = inputs.source(cfg)
     X = {
-        s: frozen_inputs(task, strategy, source, inputs.enc[s], inputs.split(s), pooling)
+        s: frozen_inputs(task, strategy, source, inputs.enc[s], inputs.split(s), pooling, inputs.columns)
         for s in inputs.splits
     }
     y = {s: inputs.labels(s) if per_example else task.frozen_targets(inputs.enc[s]) for s in inputs.splits}
@@ -239,13 +144,16 @@ def _run_features(inputs: RunInputs, strategy, cfg: TrainConfig, seed: int, run_
     logits = {s: estimator.decision_function(X[s]) for s in inputs.splits if s != "train"}
     eval_s = time.perf_counter() - t0
     cost = None
-    if not task.token_level and not per_example:  # what predict runs: the encoder, pooling, a linear map
-        head = task.build_head(inputs.backbone.hidden_size, task.num_outputs(inputs.bundle), pooling, 0.0)
+    if not task.token_level and not per_example and strategy.reads_text:
+        # what predict runs: the encoder, pooling, a linear map (with feature columns: the fusion head's
+        # cost stands in for the linear map on both)
+        head = inputs.head(pooling, 0.0)
         cost = inference_cost(
             TaskModel(inputs.backbone.model, head), inputs.dev_batches, cfg, resolve_device(cfg.device)
         )
     n_params = estimator.n_trainable_
-    total = sum(p.numel() for p in inputs.backbone.model.parameters()) + n_params
+    backbone_params = sum(p.numel() for p in inputs.backbone.model.parameters()) if strategy.reads_text else 0
+    total = backbone_params + n_params
     fields = manifest(inputs, strategy, cfg, pooling, strategy.layers)
     size = write_artifact(run_dir, fields, lambda out: strategy.save_estimator(out, estimator))
     return {
@@ -272,14 +180,28 @@ def _mfu(model, result, trainable: int, total: int, device) -> float | None:
 
 def build_model(inputs: RunInputs, strategy: Strategy, cfg: TrainConfig, seed: int) -> TaskModel:
     """The task's head on the backbone (random weights for `from_scratch`), prepared by the strategy."""
-    task, backbone = inputs.task, inputs.backbone
-    head = task.build_head(
-        backbone.hidden_size, task.num_outputs(inputs.bundle), backbone.pooling, cfg.dropout
-    )
+    backbone = inputs.backbone
+    head = inputs.head(backbone.pooling, cfg.dropout)
     module = backbone.random_model(seed) if strategy.from_scratch else backbone.fresh_model()
     model = strategy.prepare(TaskModel(module, head))
     model.frozen_depth = strategy.frozen_blocks(model)
     return model
+
+
+def head_rate(model, groups: list[dict], epoch_hook):
+    """The strategy's parameter groups (and those its epoch hook rebuilds: gradual unfreezing) with the
+    head at its own minimum rate when it has one (the fusion head: `min_lr`)."""
+    floor = getattr(model.head, "min_lr", None)
+    if floor is None:
+        return groups, epoch_hook
+    hook = None
+    if epoch_hook is not None:
+
+        def hook(m, epoch):
+            rebuilt = epoch_hook(m, epoch)
+            return None if rebuilt is None else with_min_rate(rebuilt, model.head, floor)
+
+    return with_min_rate(groups, model.head, floor), hook
 
 
 def prefix_model(inputs: RunInputs, model: TaskModel, source: FrozenSource):
@@ -315,7 +237,9 @@ def _run_gradient(
         model = HeadOnFeatures(full_model.head)
         data = {
             s: task.feature_batches(
-                task.frozen_inputs(source, inputs.enc[s], pooling, "last"), task.frozen_targets(inputs.enc[s])
+                task.frozen_inputs(source, inputs.enc[s], pooling, "last"),
+                task.frozen_targets(inputs.enc[s]),
+                inputs.enc[s].extra,
             )
             for s in inputs.splits
         }
@@ -327,17 +251,18 @@ def _run_gradient(
     if cfg.sampler == "balanced":
         data["train"] = imbalance.BalancedBatches(data["train"], data["train"].labels)
     loss_options = imbalance.loss_options(cfg, inputs.class_counts(), inputs.bundle.label_names)
+    groups, epoch_hook = head_rate(model, strategy.param_groups(model, cfg), strategy.epoch_hook(cfg))
     with parked(inputs.backbone.model):  # the pre-trained copy is idle while this one trains
         result = fit(
             model,
-            strategy.param_groups(model, cfg),
+            groups,
             data["train"],
             data["dev"],
             task,
             lambda outputs: inputs.score("dev", outputs),
             cfg,
             seed,
-            strategy.epoch_hook(cfg),
+            epoch_hook,
             description=strategy.name,
             evaluating=strategy.evaluating,
             report=report,

@@ -86,9 +86,27 @@ def make_rows(n: int, seed: int) -> list[tuple[str, str]]:
     return rows
 
 
-def write_tsv(path: Path, rows) -> Path:
+def with_columns(rows: list[tuple[str, str]], seed: int, informative: bool = True) -> list[tuple]:
+    """Rows + feature columns: `shop` (categorical, agreeing with the label 3 times in 4 when
+    `informative`, else random; some missing), `price` (numeric, noise; some missing) and `user` (40
+    levels: embedded)."""
+    rng = random.Random(seed)
+    out = []
+    for text, label in rows:
+        agree = rng.random() < (0.75 if informative else 0.5)
+        shop = ("good" if label == "pos" else "bad") if agree else ("bad" if label == "pos" else "good")
+        shop = "" if rng.random() < 0.05 else shop
+        price = "" if rng.random() < 0.05 else f"{rng.gauss(20, 5):.2f}"
+        out.append((text, label, shop, price, f"u{rng.randrange(40)}"))
+    return out
+
+
+COLUMNS_HEADER = ("sentence", "label", "shop", "price", "user")
+
+
+def write_tsv(path: Path, rows, header=("sentence", "label")) -> Path:
     with open(path, "w", newline="") as f:
         w = csv.writer(f, delimiter="\t", quoting=csv.QUOTE_NONE, escapechar="\\")
-        w.writerow(["sentence", "label"])
+        w.writerow(list(header))
         w.writerows(rows)
     return path

@@ -78,7 +78,7 @@ def learning_curve(
         STRATEGIES.get(n)  # unknown names fail before any work
 
     task = get_task(compare_kwargs.get("task") or default_task(data_cfg))
-    bundle = task.load(data_cfg)  # the full training split: what the sizes are capped at
+    bundle = task.load_bundle(data_cfg)  # the full training split: what the sizes are capped at
     available = len(bundle.train)
     notes, effective = [], []
     for size in sorted(set(sizes)):

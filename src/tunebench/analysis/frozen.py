@@ -30,7 +30,7 @@ def load_inputs(
     if max_length is not None and max_length < 8:
         raise TunebenchError(f"--max-length {max_length}: must be >= 8")
     task_obj = get_task(task)
-    bundle = task_obj.load(data_cfg)
+    bundle = task_obj.load_bundle(data_cfg)
     backbone = task_obj.load_backbone(model, trust_remote_code)
     limit = min(max_length or backbone.max_length, backbone.max_length)
     return bundle, backbone, task_obj, limit

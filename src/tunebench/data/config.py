@@ -7,6 +7,7 @@ import os
 from dataclasses import dataclass
 
 from ..errors import TunebenchError
+from .columns import parse_spec
 
 
 def _bad(field_name: str, msg: str) -> TunebenchError:
@@ -33,8 +34,13 @@ class DataConfig:
     # make train long-tailed with this imbalance ratio (class i keeps n_max * ratio^(-i/(C-1)) rows,
     # splits.long_tail_indices); applied before --train-size
     long_tail: float | None = None
+    # numeric and categorical columns read beside the text: "a,b:cat,c:num" or a list of such names
+    # (data/columns.py); normalised to a tuple
+    feature_cols: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
+        if self.feature_cols is not None:
+            self.feature_cols = parse_spec(self.feature_cols) or None
         for name in ("data", "dev", "test", "data_dir"):
             value = getattr(self, name)
             if isinstance(value, os.PathLike):

@@ -13,7 +13,10 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from ..errors import TunebenchError
+from .columns import FeatureColumns
 from .config import DataConfig
 from .readers import read_table
 from .splits import split_off
@@ -24,19 +27,27 @@ __all__ = ["TEXT_COLUMNS", "DataBundle", "DataConfig", "TextSplit", "Texts", "ca
 
 @dataclass
 class TextSplit:
-    """One split: texts, label indices into `DataBundle.label_names`, optional second texts."""
+    """One split: texts, label indices into `DataBundle.label_names`, optional second texts, and the
+    values of the feature columns (`--feature-cols`): as read (`columns`) and transformed (`extra`, (N, D),
+    set by `DataBundle.fit_columns`)."""
 
     texts: list[str]
     labels: list[int]
     text_pairs: list[str] | None = None
     source: str = ""
+    columns: dict[str, list] | None = None
+    extra: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.texts)
 
     def subset(self, idx: list[int]) -> TextSplit:
         pairs = None if self.text_pairs is None else [self.text_pairs[i] for i in idx]
-        return TextSplit([self.texts[i] for i in idx], [self.labels[i] for i in idx], pairs, self.source)
+        columns = None if self.columns is None else {k: [v[i] for i in idx] for k, v in self.columns.items()}
+        extra = None if self.extra is None else self.extra[np.asarray(idx, dtype=np.int64)]
+        return TextSplit(
+            [self.texts[i] for i in idx], [self.labels[i] for i in idx], pairs, self.source, columns, extra
+        )
 
 
 @dataclass
@@ -49,6 +60,7 @@ class DataBundle:
     test: TextSplit | None
     label_names: list[str] = field(default_factory=list)
     regression: bool = False  # labels are numbers to predict (label_names == ["score"])
+    columns: FeatureColumns | None = None  # the feature columns, fitted on train (`fit_columns`)
 
     @property
     def num_labels(self) -> int:
@@ -59,14 +71,30 @@ class DataBundle:
         h = hashlib.sha256(json.dumps(self.label_names).encode())
         for name, split in (("train", self.train), ("dev", self.dev), ("test", self.test)):
             payload = None if split is None else [split.texts, split.text_pairs, split.labels]
+            if split is not None and split.columns is not None:  # only then: older keys stay as they were
+                payload.append(split.columns)
             h.update(json.dumps([name, payload]).encode())
+        if self.columns is not None:
+            h.update(json.dumps([c.kind for c in self.columns.columns]).encode())
         return h.hexdigest()[:16]
+
+    def fit_columns(self, columns: FeatureColumns | None) -> DataBundle:
+        """The feature columns fitted on train and applied to every split (no-op without columns)."""
+        if columns is not None:
+            self.columns = columns.fit(self.train.columns)
+            for split in (self.train, self.dev, self.test):
+                if split is not None:
+                    split.extra = self.columns.transform(split.columns)
+        return self
 
     def describe(self) -> str:
         parts = [f"train {len(self.train)}", f"dev {len(self.dev)}"]
         if self.test is not None:
             parts.append(f"test {len(self.test)}")
         parts.append("regression" if self.regression else f"{self.num_labels} classes")
+        if self.columns is not None:
+            splits = {"train": self.train, "dev": self.dev, "test": self.test}
+            parts.append(self.columns.describe({s: v.columns for s, v in splits.items() if v is not None}))
         return f"{self.name}: " + " · ".join(parts)
 
 
@@ -107,6 +135,7 @@ class Texts:
 
     texts: list[str]
     text_pairs: list[str] | None = None
+    extra: np.ndarray | None = None  # the feature columns, transformed as the export's were fitted
 
     def __len__(self) -> int:
         return len(self.texts)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 from ..errors import TunebenchError
+from .columns import FeatureColumns
 from .config import DataConfig
 from .readers import Table
 from .splits import cap, check_train_size, long_tail, subsample
@@ -27,13 +28,16 @@ def load_text_classification(cfg: DataConfig) -> DataBundle:
     if pair_col is not None:
         pick_column(src.train, pair_col, (), "text-pair")
     cols = (text_col, label_col, pair_col)
+    features = declare_columns(cfg, src.train, cols)
 
     texts, pairs, keys = _extract(src.train, cols)
     label_names = _label_names(keys, src.train.source)
     index = {name: i for i, name in enumerate(label_names)}
-    train = TextSplit(texts, [index[k] for k in keys], pairs, src.train.source)
-    dev = _labeled_split(src.dev, cols, index, src.train.source)
-    test = _labeled_split(src.test, cols, index, src.train.source)
+    train = TextSplit(
+        texts, [index[k] for k in keys], pairs, src.train.source, read_columns(features, src.train)
+    )
+    dev = _labeled_split(src.dev, cols, index, src.train.source, features)
+    test = _labeled_split(src.test, cols, index, src.train.source, features)
 
     n_total = len(train)
     train, dev, test = carve_dev_test(train, dev, test, cfg)
@@ -52,7 +56,19 @@ def load_text_classification(cfg: DataConfig) -> DataBundle:
     if cfg.eval_size is not None:
         dev = cap(dev, cfg.eval_size, cfg.seed, dev.labels)
         test = None if test is None else cap(test, cfg.eval_size, cfg.seed, test.labels)
-    return DataBundle(src.name, train, dev, test, label_names)
+    return DataBundle(src.name, train, dev, test, label_names).fit_columns(features)
+
+
+def declare_columns(cfg: DataConfig, train: Table, cols: tuple[str | None, ...]) -> FeatureColumns | None:
+    """The --feature-cols columns of `train` (none of them the text, label or pair column)."""
+    if not cfg.feature_cols:
+        return None
+    roles = dict(zip(cols, ("text", "label", "text-pair")))
+    return FeatureColumns.declare(cfg.feature_cols, train, {c: r for c, r in roles.items() if c is not None})
+
+
+def read_columns(features: FeatureColumns | None, table: Table) -> dict[str, list] | None:
+    return None if features is None else features.read(table)
 
 
 # ----------------------------------------------------------------------------- labels
@@ -125,7 +141,11 @@ def _label_names(keys: list[str], source: str) -> list[str]:
 
 
 def _labeled_split(
-    table: Table | None, cols: tuple[str, str, str | None], index: dict[str, int], train_source: str
+    table: Table | None,
+    cols: tuple[str, str, str | None],
+    index: dict[str, int],
+    train_source: str,
+    features: FeatureColumns | None = None,
 ) -> TextSplit | None:
     if table is None:
         return None
@@ -139,4 +159,4 @@ def _labeled_split(
                 f"{known}); fix the label or add examples of it to train"
             )
         labels.append(index[k])
-    return TextSplit(texts, labels, pairs, table.source)
+    return TextSplit(texts, labels, pairs, table.source, read_columns(features, table))

@@ -10,6 +10,7 @@ from .config import DataConfig
 from .readers import Table
 from .splits import cap, check_train_size, subsample
 from .text import DataBundle, TextSplit, carve_dev_test
+from .text_classification import declare_columns, read_columns
 from .text_sources import LABEL_COLUMNS, TEXT_COLUMNS, pick_column, resolve_sources, text_values
 
 
@@ -24,6 +25,7 @@ def load_text_regression(cfg: DataConfig) -> DataBundle:
     if pair_col is not None:
         pick_column(src.train, pair_col, (), "text-pair")
     cols = (text_col, label_col, pair_col)
+    features = declare_columns(cfg, src.train, cols)
 
     def split(table: Table | None) -> TextSplit | None:
         if table is None:
@@ -40,6 +42,7 @@ def load_text_regression(cfg: DataConfig) -> DataBundle:
             [_number(table, i, v, label_col) for i, v in enumerate(table.columns[label_col])],
             pairs,
             table.source,
+            read_columns(features, table),
         )
 
     train, dev, test = split(src.train), split(src.dev), split(src.test)
@@ -52,7 +55,7 @@ def load_text_regression(cfg: DataConfig) -> DataBundle:
         test = None if test is None else _cap_numbers(test, cfg.eval_size, cfg.seed)
     if len(set(train.labels)) < 2:
         raise TunebenchError(f"{train.source}: every training target is {train.labels[0]}; nothing to learn")
-    return DataBundle(src.name, train, dev, test, ["score"], regression=True)
+    return DataBundle(src.name, train, dev, test, ["score"], regression=True).fit_columns(features)
 
 
 def _number(table: Table, i: int, v: object, col: str) -> float:

@@ -12,12 +12,14 @@ for _module in pkgutil.iter_modules(__path__):
 __all__ = ["STRATEGIES", "Strategy", "default_ladder"]
 
 
-def default_ladder(pairs: bool = False) -> list[str]:
+def default_ladder(pairs: bool = False, columns: bool = False) -> list[str]:
     """What `compare` runs without --strategies: the strategies with a ladder position, in its order
-    (those that need text pairs only when the data has them)."""
+    (those that need text pairs or feature columns only when the data has them)."""
     ranked = [
         (cls.ladder, name)
         for name, cls in STRATEGIES.items()
-        if cls.ladder is not None and (pairs or "text-pairs" not in cls.requires)
+        if cls.ladder is not None
+        and (pairs or "text-pairs" not in cls.requires)
+        and (columns or "feature-columns" not in cls.requires)
     ]
     return [name for _, name in sorted(ranked)]

@@ -42,6 +42,10 @@ class Strategy:
     curve: ClassVar[bool] = False  # in `tunebench curve`'s default set (frozen vs fine-tuned, cheapest first)
     # what the task must offer (Task.capabilities) -> why the strategy needs it, shown when it does not apply
     requires: ClassVar[dict[str, str]] = {}
+    # False: the strategy ignores --feature-cols (it embeds each text of a pair on its own), so it does not
+    # run on data that has them
+    reads_feature_columns: ClassVar[bool] = True
+    reads_text: ClassVar[bool] = True  # False: the `metadata` baseline (the feature columns alone)
     # --opt values that keep the strategy small on the tests' 2-layer, 32-wide models (tests/test_common.py)
     tiny_options: ClassVar[dict[str, str]] = {}
 

@@ -32,6 +32,7 @@ class Cosine(Features):
     summary = "text pairs: cosine of the two frozen embeddings, no training (scale fitted only)"
     pairwise = True
     requires = PAIRS
+    reads_feature_columns = False
     hints = None
     curve = False
     C: float = 1e4  # effectively unregularised: one slope and one offset
@@ -47,6 +48,7 @@ class BiEncoder(Features):
     summary = "text pairs: frozen embeddings u, v -> [u, v, |u-v|, u*v] -> ridge / logistic regression"
     pairwise = True
     requires = PAIRS
+    reads_feature_columns = False
     hints = None
     curve = False
 

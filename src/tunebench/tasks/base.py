@@ -22,6 +22,7 @@ from ..estimators import LinearProbe, softmax
 from ..registry import Registry
 from ..training.batching import TensorBatches, TokenBatches
 from ..training.config import TrainConfig
+from .fusion import FusionHead
 
 
 @dataclass
@@ -32,12 +33,15 @@ class Encoded:
     the outputs with, aligned with rows: an (N,) array of class ids or floats, an (N, 2) array of span
     positions, or a list of per-token label lists. `groups[i]` is the example row i came from when one
     example became several rows (chunks of a long text, QA windows); None when rows are examples.
+    `extra`: the split's feature columns per row, when the data has them (`with_columns`).
     """
 
     rows: list[dict]
     targets: Any = None
     groups: np.ndarray | None = None
     meta: dict = field(default_factory=dict)
+    # (N, D) the feature columns of each row (--feature-cols; a text's columns repeated for its chunks)
+    extra: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -47,6 +51,13 @@ class Encoded:
         return (
             len(self.rows) if self.groups is None else int(self.groups.max()) + 1 if len(self.groups) else 0
         )
+
+    def with_columns(self, split) -> Encoded:
+        """Each row's feature columns from the split's transformed `extra` (per example), if it has them."""
+        extra = getattr(split, "extra", None)
+        if extra is not None:
+            self.extra = extra if self.groups is None else extra[self.groups]
+        return self
 
 
 def pool_groups(outputs: np.ndarray, groups: np.ndarray | None) -> np.ndarray:
@@ -87,6 +98,8 @@ class Task:
     # None: exports stay in tunebench's own layout (image backbones are not transformers models)
     auto_class: ClassVar[str | None] = None
     pipeline_tag: ClassVar[str | None] = None
+    # Whether the task's loader reads --feature-cols (one row per example: the fusion head applies)
+    feature_columns: ClassVar[bool] = False
     # The training schedule on this task. The strategies' own `train_defaults` are the published ones
     # for sentence classification (3 epochs); a task whose head is new per token, span or image and
     # that is trained on a few thousand examples needs more steps. Keys: "*" (every gradient strategy)
@@ -107,6 +120,15 @@ class Task:
         return out
 
     # -- data ------------------------------------------------------------------------------------
+    def load_bundle(self, cfg):
+        """`load`, after the checks every task shares (what this task's loader reads of the config)."""
+        if getattr(cfg, "feature_cols", None) and not self.feature_columns:
+            raise TunebenchError(
+                f"--feature-cols: {self.name} does not read feature columns; they are for one label per text "
+                "(text-classification, text-regression)"
+            )
+        return self.load(cfg)
+
     def load(self, cfg):
         """DataConfig -> a bundle with train/dev/test splits, `label_names`, `name`, `describe()`,
         `fingerprint()`."""
@@ -125,20 +147,33 @@ class Task:
 
     def batches(self, enc: Encoded, backbone):
         """Training/eval batches of an encoded split: token rows padded per batch."""
-        return TokenBatches(enc.rows, enc.targets, backbone.tokenizer.pad_token_id or 0)
+        return TokenBatches(enc.rows, enc.targets, backbone.tokenizer.pad_token_id or 0, enc.extra)
 
     def capabilities_of(self, bundle=None) -> frozenset[str]:
-        """What this task offers with this data (text tasks add "text-pairs" when the data has pairs)."""
-        return self.capabilities
+        """What this task offers with this data (text tasks add "text-pairs" when the data has pairs;
+        "feature-columns" when it has --feature-cols)."""
+        columns = getattr(bundle, "columns", None) is not None
+        return self.capabilities | ({"feature-columns"} if columns else set())
 
     def applies(self, strategy, bundle=None) -> str | None:
         """None when the strategy (a registered class) runs on this task and data, else the reason."""
         offered = self.capabilities_of(bundle)
+        if "feature-columns" in offered and not strategy.reads_feature_columns:
+            return "it reads the two texts only, not the --feature-cols columns"
         return next((why for need, why in strategy.requires.items() if need not in offered), None)
 
     # -- model -----------------------------------------------------------------------------------
     def build_head(self, hidden_size: int, num_labels: int, pooling: str, dropout: float) -> nn.Module:
         raise NotImplementedError
+
+    def head_for(
+        self, hidden_size: int, num_outputs: int, pooling: str, dropout: float, columns=None
+    ) -> nn.Module:
+        """The head a run trains: the task's own, or with feature columns (a fitted
+        data.columns.FeatureColumns) the fusion head that reads them beside the pooled text."""
+        if columns is None:
+            return self.build_head(hidden_size, num_outputs, pooling, dropout)
+        return FusionHead(hidden_size, num_outputs, pooling, dropout, columns.n_dense, columns.embedded)
 
     def loss(self, logits: torch.Tensor, labels: torch.Tensor, **options) -> torch.Tensor:
         """The training loss; tasks with `classes` take `weight` (C,) and `label_smoothing` options."""
@@ -185,9 +220,10 @@ class Task:
         backbone every epoch: needs a head that is a function of one frozen vector per target."""
         return not self.token_level
 
-    def feature_batches(self, features, targets):
-        """Training-loop data over `frozen_inputs` for head-only on cached features."""
-        return TensorBatches(features, targets)
+    def feature_batches(self, features, targets, extra=None):
+        """Training-loop data over `frozen_inputs` for head-only on cached features (`extra`: the rows'
+        feature columns, for the fusion head)."""
+        return TensorBatches(features, targets, extra)
 
     # -- prediction (tunebench predict) -------------------------------------------------------------
     def read_inputs(self, path: str, **columns):

@@ -64,8 +64,12 @@ class TokenBatches:
     Labels are one per row (class ids, floats, or (start, end) spans) or, for token-level tasks, one
     list per row, padded with IGNORE to the batch width."""
 
-    def __init__(self, rows: list[dict[str, list[int]]], labels, pad_id: int):
+    def __init__(
+        self, rows: list[dict[str, list[int]]], labels, pad_id: int, extra: np.ndarray | None = None
+    ):
         self.rows = rows
+        # (N, D) per-row feature columns (--feature-cols): batches carry them as "extra" for the fusion head
+        self.extra = None if extra is None else torch.as_tensor(np.asarray(extra, dtype=np.float32))
         # a list of per-row sequences = token labels; an array (N,) or (N, 2) = one label per row
         self.per_token = (
             isinstance(labels, list) and len(labels) > 0 and isinstance(labels[0], (list, np.ndarray))
@@ -85,6 +89,8 @@ class TokenBatches:
 
     def _batch(self, idx: np.ndarray) -> dict[str, torch.Tensor]:
         batch = self._inputs(idx)
+        if self.extra is not None:
+            batch["extra"] = self.extra[torch.as_tensor(idx)]
         if self.per_token:
             labels = torch.full(batch["attention_mask"].shape, IGNORE, dtype=torch.long)  # (B, T)
             for j, i in enumerate(idx):
@@ -122,7 +128,7 @@ class StateBatches(TokenBatches):
 
     def __init__(self, states: np.ndarray, offsets: np.ndarray, tokens: TokenBatches):
         super().__init__(tokens.rows, None, tokens.pad_id)
-        self.per_token, self.labels = tokens.per_token, tokens.labels
+        self.per_token, self.labels, self.extra = tokens.per_token, tokens.labels, tokens.extra
         self.states, self.offsets, self.multiple = states, offsets, pad_multiple()
 
     def _inputs(self, idx: np.ndarray) -> dict[str, torch.Tensor]:
@@ -138,11 +144,13 @@ class StateBatches(TokenBatches):
 
 
 class TensorBatches:
-    """Pre-computed feature vectors + labels (cached frozen activations)."""
+    """Pre-computed feature vectors + labels (cached frozen activations), and the rows' feature columns
+    (`extra`, --feature-cols) when the data has them."""
 
-    def __init__(self, features: np.ndarray, labels: Sequence[int] | None):
+    def __init__(self, features: np.ndarray, labels: Sequence[int] | None, extra: np.ndarray | None = None):
         self.features = torch.as_tensor(features, dtype=torch.float32)
         self.labels = None if labels is None else torch.as_tensor(np.asarray(labels))
+        self.extra = None if extra is None else torch.as_tensor(np.asarray(extra, dtype=np.float32))
 
     def __len__(self) -> int:
         return len(self.features)
@@ -150,6 +158,8 @@ class TensorBatches:
     def _batch(self, idx: np.ndarray) -> dict[str, torch.Tensor]:
         t = torch.as_tensor(idx)
         batch = {"features": self.features[t]}
+        if self.extra is not None:
+            batch["extra"] = self.extra[t]
         if self.labels is not None:
             batch["labels"] = self.labels[t]
         return batch

@@ -58,3 +58,18 @@ def lr_lambda(schedule: str, total_steps: int, warmup_ratio: float):
         return max(0.0, (total - step) / max(1, total - warmup))
 
     return linear
+
+
+def with_min_rate(groups: list[dict], module: nn.Module, min_lr: float) -> list[dict]:
+    """`groups` with `module`'s parameters moved into groups of their own (same settings) whose rate is
+    at least `min_lr`: a new, wide head learning faster than the backbone beneath it."""
+    ids = {id(p) for p in module.parameters()}
+    out = []
+    for g in groups:
+        rest = [p for p in g["params"] if id(p) not in ids]
+        own = [p for p in g["params"] if id(p) in ids]
+        if rest:
+            out.append({**g, "params": rest})
+        if own:
+            out.append({**g, "params": own, "lr": max(g["lr"], min_lr)})
+    return out

@@ -115,7 +115,7 @@ class QuestionAnswering(Task):
     def head_on_cached_features(self) -> bool:
         return True  # the start/end layer trains on the cached last-layer states of each window
 
-    def feature_batches(self, features, targets):
+    def feature_batches(self, features, targets, extra=None):
         return StateBatches(features, targets)
 
     def build_head(self, hidden_size: int, num_labels: int, pooling: str, dropout: float) -> nn.Module:

@@ -83,7 +83,7 @@ class TextPairs:
     """Text tasks whose data may hold pairs: they offer "text-pairs" then, and the two texts' embeddings."""
 
     def capabilities_of(self, bundle=None) -> frozenset[str]:
-        return self.capabilities | ({"text-pairs"} if has_pairs(bundle) else set())
+        return super().capabilities_of(bundle) | ({"text-pairs"} if has_pairs(bundle) else set())
 
     def frozen_pairs(self, source, split, pooling: str, layers: str) -> tuple[np.ndarray, np.ndarray]:
         return pair_embeddings(source, split, pooling, layers)
@@ -97,6 +97,7 @@ class TextClassification(TextPairs, Task):
     auto_class = "AutoModelForSequenceClassification"
     pipeline_tag = "text-classification"
     classes = "example"
+    feature_columns = True
 
     def load(self, cfg):
         return load_text_classification(cfg)

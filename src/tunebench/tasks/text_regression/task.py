@@ -50,6 +50,7 @@ class TextRegression(TextPairs, Task):
     auto_class = "AutoModelForSequenceClassification"
     pipeline_tag = "text-classification"
     regression = True
+    feature_columns = True
 
     def load(self, cfg):
         return load_text_regression(cfg)
