@@ -2,11 +2,11 @@
 
 from ._version import __version__
 
-__all__ = ["Comparison", "Predictor", "__version__", "compare", "predict"]
+__all__ = ["Comparison", "Predictor", "__version__", "compare", "compare_tasks", "predict"]
 
 
 def __getattr__(name: str):
-    if name in ("compare", "predict", "Predictor", "Comparison"):
+    if name in ("compare", "compare_tasks", "predict", "Predictor", "Comparison"):
         # lazy (PEP 562): `import tunebench` stays fast; torch, transformers and peft load on first use
         from . import api
 

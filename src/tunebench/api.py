@@ -15,9 +15,10 @@ from .analysis.drift import DriftHook
 from .comparison import compare as _compare
 from .comparison import export_best
 from .data import DataConfig
+from .multitask_compare import compare_tasks
 from .prediction import Predictor, predict
 
-__all__ = ["Comparison", "Predictor", "compare", "predict"]
+__all__ = ["Comparison", "Predictor", "compare", "compare_tasks", "predict"]
 
 
 class Comparison(list):

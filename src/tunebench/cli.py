@@ -17,6 +17,7 @@ from .cli_args import (
     add_data_args,
     add_ladder_args,
     add_search_args,
+    data_common,
     data_config,
     help_requested,
     ladder_kwargs,
@@ -49,7 +50,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     c = sub.add_parser("compare", help="run the strategy ladder and print a leaderboard")
-    add_data_args(c)
+    add_data_args(c, tasks=True)
     add_ladder_args(c, "features head last-k full lora bitfit", task_names())
     c.add_argument(
         "--export",
@@ -70,6 +71,7 @@ def _parser() -> argparse.ArgumentParser:
     pr.add_argument("--text-col", help="column holding the text (default: found by name)")
     pr.add_argument("--text-pair-col", help="column of the second text of a pair")
     pr.add_argument("--device", default="auto", help="auto (CUDA when visible), cpu, cuda or cuda:N")
+    pr.add_argument("--task", help="which task of a multitask export (compare --tasks) to predict")
 
     for module in PLUGIN_COMMANDS:  # analysis commands live beside their code
         module.add_commands(sub)
@@ -80,6 +82,8 @@ def _cmd_compare(a) -> int:
     from .api import compare  # heavy (torch, transformers, peft): loaded when the command runs
 
     kwargs = {**ladder_kwargs(a), **search_kwargs(a)}
+    if a.tasks or not a.data:
+        return _compare_tasks(a, kwargs)
     if a.json:
         kwargs["show"] = False  # stdout is the JSON's
     rows = compare(data_config(a), export=a.export, **kwargs)
@@ -92,6 +96,34 @@ def _cmd_compare(a) -> int:
         print(f"tunebench: error: every run failed ({len(rows)} strategies)", file=sys.stderr)
         return 1
     return 0
+
+
+def _compare_tasks(a, kwargs: dict) -> int:
+    """compare --tasks: several datasets sharing one backbone (multitask_compare.py)."""
+    from .api import compare_tasks  # heavy (torch, transformers, peft): loaded when the command runs
+
+    if not a.tasks:
+        raise TunebenchError(
+            "give --data FILE_OR_NAME, or --tasks A,B,C for several tasks sharing one backbone"
+        )
+    if a.data:
+        raise TunebenchError("--data and --tasks: give one of them (--tasks lists every dataset)")
+    common = data_common(a)
+    keep = (
+        "model",
+        "strategies",
+        "seeds",
+        "out",
+        "options",
+        "train",
+        "pooling",
+        "trust_remote_code",
+        "max_length",
+    )
+    rows = compare_tasks(a.tasks, common, export=a.export, show=not a.json, **{k: kwargs[k] for k in keep})
+    if a.json:
+        print(json.dumps(rows, indent=1, default=str))
+    return 0 if any(r["status"] == "ok" for r in rows) else 1
 
 
 def _cmd_strategies(a) -> None:
@@ -132,7 +164,7 @@ def _cmd_strategies(a) -> None:
 def _cmd_predict(a) -> None:
     from .prediction import predict  # heavy (torch, transformers): loaded when the command runs
 
-    rows = predict(a.model, a.data, a.out, a.text_col, a.text_pair_col, device=a.device)
+    rows = predict(a.model, a.data, a.out, a.text_col, a.text_pair_col, device=a.device, task=a.task)
     logging.getLogger("tunebench").info("wrote %d predictions to %s", len(rows), a.out)
 
 

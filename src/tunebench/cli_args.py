@@ -70,9 +70,17 @@ def data_help() -> str:
     return text + ": " + ", ".join(f"{n} ({ds.task})" for n, ds in sorted(DATASETS.items()))
 
 
-def add_data_args(p: argparse.ArgumentParser) -> None:
+def add_data_args(p: argparse.ArgumentParser, tasks: bool = False) -> None:
+    """The data flags; `tasks`: also --tasks (several datasets, one task each), and --data is optional."""
     g = p.add_argument_group("data")
-    g.add_argument("--data", required=True, help=data_help())
+    g.add_argument("--data", required=not tasks, help=data_help())
+    if tasks:
+        g.add_argument(
+            "--tasks",
+            metavar="A,B,C",
+            help="several datasets (names or files, or a JSON list of {data, task, ...}) sharing one backbone: "
+            "the multitask strategy (one body, a head each) beside each strategy run per task",
+        )
     g.add_argument("--dev", help="dev file (default: a seeded stratified split of train)")
     g.add_argument("--test", help="test file")
     g.add_argument("--data-dir", help="where named datasets live (or set TUNEBENCH_DATA_DIR)")
@@ -232,6 +240,18 @@ def data_config(a, train_size: int | None = None):
         long_tail=a.long_tail,
         feature_cols=getattr(a, "feature_cols", None),
     )
+
+
+def data_common(a) -> dict:
+    """The data flags that apply to every dataset of --tasks (those set)."""
+    common = {
+        "data_dir": a.data_dir,
+        "train_size": a.train_size,
+        "eval_size": a.eval_size,
+        "test_fraction": a.test_fraction,
+        "seed": a.data_seed,
+    }
+    return {k: v for k, v in common.items() if v is not None}
 
 
 def ladder_kwargs(a) -> dict:

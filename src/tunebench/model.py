@@ -117,3 +117,21 @@ def parked(module: nn.Module):
         finally:
             for n, value in load_file(path).items():
                 tensors[n].data = value.to(device)
+
+
+class MultiTaskModel(TaskModel):
+    """One backbone shared by several tasks, one head per task (`head`, a ModuleList in task order: what
+    strategies leave trainable and save beside the body). A batch holds one task's rows; `task` (a 0-d
+    tensor) says which. `log_vars`: the learned log-variances of uncertainty weighting (Kendall et al.
+    2018), one per task, or None."""
+
+    def __init__(self, backbone: nn.Module, heads: list[nn.Module], uncertainty: bool = False):
+        super().__init__(backbone, nn.ModuleList(heads))
+        self.log_vars = nn.Parameter(torch.zeros(len(heads))) if uncertainty else None
+
+    def forward(self, task: torch.Tensor, **inputs) -> torch.Tensor:
+        return self.view(int(task))(**inputs)
+
+    def view(self, index: int) -> TaskModel:
+        """Task `index` alone: the shared backbone and its head (the same modules, not copies)."""
+        return TaskModel(self.backbone, self.head[index])

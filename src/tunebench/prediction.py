@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from safetensors.numpy import load_file as load_np
 
-from . import standalone
+from . import multitask_run, standalone
 from .artifacts import read_manifest
 from .data.columns import FeatureColumns
 from .data.readers import load_table
@@ -26,18 +26,27 @@ from .training.loop import predict_logits, resolve_device
 
 
 class Predictor:
-    """A loaded export: `outputs(split)` / `predict_logits(split)` for any strategy."""
+    """A loaded export: `outputs(split)` / `predict_logits(split)` for any strategy. A multitask export
+    (compare --tasks) holds several tasks: `task` names the one to predict (its head on the shared body)."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, task: str | None = None):
         self.path = Path(path)
         m = self.manifest = read_manifest(self.path)
+        if m.get("layout") == multitask_run.LAYOUT:
+            self.manifest, self.backbone, self.model = multitask_run.load_multitask(self.path, m, task)
+            self.task = get_task(self.manifest["task"])
+            self.label_names = self.manifest["label_names"]
+            self.strategy = STRATEGIES.get(m["strategy"]).from_options(m["strategy_settings"])
+            self.estimator = None
+            self.columns = _columns(self.manifest)
+            return
         self.task = get_task(m["task"])
         self.label_names: list[str] = m["label_names"]
         self.strategy = STRATEGIES.get(m["strategy"]).from_options(m["strategy_settings"])
         trust = m.get("trust_remote_code", False)
         self.model = self.estimator = None
         # the feature columns the model reads beside the text, as fitted on its training data
-        self.columns = FeatureColumns.from_json(m["feature_columns"]) if "feature_columns" in m else None
+        self.columns = _columns(m)
         if self.strategy.kind == "estimator":
             self.backbone = self.task.load_backbone(m["backbone"], trust, m["pooling"])
             n_classes = None if self.task.regression else len(self.label_names)
@@ -82,6 +91,10 @@ class Predictor:
         return out if per_example else pool_groups(out, enc.groups)
 
 
+def _columns(m: dict) -> FeatureColumns | None:
+    return FeatureColumns.from_json(m["feature_columns"]) if "feature_columns" in m else None
+
+
 class _Unlabelled:
     """A data bundle of one split to predict."""
 
@@ -101,10 +114,14 @@ def predict(
     text_pair_col: str | None = None,
     batch_size: int = 128,
     device: str = "auto",
+    task: str | None = None,
 ) -> list[dict]:
     """One dict per input example (the task decides the fields: label + prob_<class>, score, tokens/tags,
-    answer + score); written as CSV to `out` if given."""
+    answer + score); written as CSV to `out` if given. `task`: which task of a multitask export."""
     manifest = read_manifest(Path(model))
+    if manifest.get("layout") == multitask_run.LAYOUT:  # that task's part of the export (checked first)
+        manifest = multitask_run.task_manifest(Path(model), manifest, task)
+    task_name = task
     task = get_task(manifest["task"])
     try:  # the input first: a wrong file costs nothing, not a model load
         inputs = task.read_inputs(data, text_col=text_col, text_pair_col=text_pair_col)
@@ -113,7 +130,7 @@ def predict(
             inputs.extra = columns.transform(columns.read(load_table(data)))
     except TunebenchError as err:  # say what the export expects: a tagger wants words, QA questions ...
         raise TunebenchError(f"{err} (the export in {model} is a {task.name} model)") from None
-    predictor = Predictor(model)
+    predictor = Predictor(model, task_name)
     outputs, enc, per_example = predictor.outputs(inputs, batch_size, device)
     rows = task.predictions(outputs, enc if not per_example else None, inputs, predictor.label_names)
     if out is not None:

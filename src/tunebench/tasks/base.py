@@ -76,6 +76,7 @@ class Task:
 
     name: ClassVar[str]
     primary_metric: ClassVar[str]  # selection metric on dev; higher is better
+    metric_scale: ClassVar[float] = 1.0  # its best value (100 for metrics reported x100)
     summary: ClassVar[str] = ""
     modality: ClassVar[str] = "text"  # "text" or "image": which backbones fit
     regression: ClassVar[bool] = False  # float targets: ridge instead of logistic regression

@@ -194,7 +194,9 @@ def fit(
     model.to(device)
     run = torch.compile(model) if cfg.compile else model  # same parameters; `model` stays the handle
     torch.manual_seed(seed)
-    steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
+    # batches of several tasks (training/mixing.py) count each task's last, partial batch
+    per_epoch = getattr(train, "batches_per_epoch", None)
+    steps_per_epoch = per_epoch(cfg.batch_size) if per_epoch else math.ceil(len(train) / cfg.batch_size)
     total_steps = steps_per_epoch * cfg.epochs
 
     def new_optimizer(groups: list[dict], at_step: int = 0):
@@ -247,7 +249,9 @@ def fit(
                 labels = batch.pop("labels")
                 with autocast(device, cfg.precision):
                     logits = run(**batch)
-                loss = task.loss(logits, labels, **loss_options)
+                # several tasks (training/mixing.py): the batch says whose loss it is
+                route = {"task": batch["task"]} if "task" in batch else {}
+                loss = task.loss(logits, labels, **loss_options, **route)
                 if anchor:
                     loss = loss + cfg.l2sp / 2 * l2sp_penalty(model, anchor)
                 if sync_each_step and not torch.isfinite(loss):
@@ -273,7 +277,9 @@ def fit(
         # -- evaluate on dev; keep the best epoch's trainable weights
         t0 = time.perf_counter()
         with evaluating(model):
-            dev_outputs = predict_logits(run, dev, cfg, device)
+            # dev data that predicts itself: several tasks' dev sets, one output set each
+            predict = getattr(dev, "predict", None) or (lambda m, c, d: predict_logits(m, dev, c, d))
+            dev_outputs = predict(run, cfg, device)
         dev_metrics = evaluate(dev_outputs)
         result.eval_seconds += time.perf_counter() - t0
         score = dev_metrics[metric]

@@ -64,6 +64,7 @@ class SpanHead(nn.Module):
 @TASKS.register("question-answering")
 class QuestionAnswering(Task):
     primary_metric = "f1"
+    metric_scale = 100.0
     summary = "extractive QA: the answer span in a context (SQuAD v1.1 JSON), SQuAD F1 / exact match"
     auto_class = "AutoModelForQuestionAnswering"
     pipeline_tag = "question-answering"

@@ -45,6 +45,7 @@ def spearman(x: np.ndarray, y: np.ndarray) -> float:
 @TASKS.register("text-regression")
 class TextRegression(TextPairs, Task):
     primary_metric = "spearman"
+    metric_scale = 100.0
     layer_probe = "sentence"
     summary = "a number for a text or text pair: semantic similarity (STS-B), ratings"
     auto_class = "AutoModelForSequenceClassification"
