@@ -12,9 +12,9 @@ the labelled test file. Configurations: text only (no columns); noise only (`--f
 which must not hurt); and p = 0.6, 0.8 (`--feature-cols source,noise`). Each runs the strategies plus,
 with columns, the `metadata` baseline (the columns alone).
 
-Expected accuracy with the cue: the text-only run's test probabilities combined with the cue by Bayes'
-rule (the cue is independent of the text given the label, so its log-odds log(p / (1 - p)) add to the
-text's); that is what a fused model reaches if the text model is calibrated. The metadata baseline's
+Expected accuracy with the cue: the text-only run's test probabilities, calibrated on dev by temperature
+scaling, combined with the cue by Bayes' rule (the cue is independent of the text given the label, so
+its log-odds log(p / (1 - p)) add to the text's): what a fused model reaches in expectation. The metadata baseline's
 expected accuracy is p. Writes OUT/metadata.json and prints a Markdown table.
 """
 
@@ -66,17 +66,31 @@ def build(data_dir: Path, out: Path, p: float) -> tuple[dict[str, str], dict]:
     for i, (split, src) in enumerate(sources.items()):
         paths[split] = str(folder / f"{split}.csv")
         labels, cues = write_split(src, Path(paths[split]), p, seed=1000 * i + round(100 * p))
-        if split == "test":
-            test = {"labels": np.asarray(labels), "cues": cues}
+        if split != "train":
+            test[split] = {"labels": np.asarray(labels), "cues": cues}
     return paths, test
 
 
-def expected_with_cue(run_dir: Path, test: dict, p: float) -> float:
-    """Accuracy of the text-only run's test probabilities combined with the cue by Bayes' rule."""
-    logits = load_file(str(run_dir / "predictions.safetensors"))["test"]
-    log_odds = np.log(softmax(logits)[:, 1] + 1e-12) - np.log(softmax(logits)[:, 0] + 1e-12)
+def log_odds(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    probs = softmax(logits / temperature)
+    return np.log(probs[:, 1] + 1e-12) - np.log(probs[:, 0] + 1e-12)
+
+
+def calibrate(logits: np.ndarray, labels: np.ndarray) -> float:
+    """The temperature that minimises the dev NLL (Guo et al. 2017), searched on a log grid."""
+    grid = np.exp(np.linspace(np.log(0.05), np.log(20), 400))
+    nll = [-np.log(softmax(logits / t)[np.arange(len(labels)), labels] + 1e-12).mean() for t in grid]
+    return float(grid[int(np.argmin(nll))])
+
+
+def expected_with_cue(run_dir: Path, splits: dict, p: float) -> float:
+    """Test accuracy of the text-only run's probabilities, calibrated on dev (temperature scaling), with
+    the cue's log-odds log(p / (1 - p)) added: Bayes' rule for a cue independent of the text."""
+    outputs = load_file(str(run_dir / "predictions.safetensors"))
+    t = calibrate(outputs["dev"], splits["dev"]["labels"])
+    test = splits["test"]
     cue = np.where(np.asarray(test["cues"]) == "A", 1.0, -1.0) * math.log(p / (1 - p))
-    return float((((log_odds + cue) > 0).astype(int) == test["labels"]).mean())
+    return float((((log_odds(outputs["test"], t) + cue) > 0).astype(int) == test["labels"]).mean())
 
 
 def run(data_dir: Path, out: Path, ps: list[float], strategies: list[str], train_size: int) -> list[dict]:
@@ -84,7 +98,9 @@ def run(data_dir: Path, out: Path, ps: list[float], strategies: list[str], train
     text_runs = {}
     for p in [None, *ps]:  # None: text only and noise only, on the p = 0.8 files (the noise is the same)
         paths, test = build(data_dir, out, p or 0.8)
-        configs = {"text only": None, "noise column only": "noise"} if p is None else {f"p={p:g}": "source,noise"}
+        configs = (
+            {"text only": None, "noise column only": "noise"} if p is None else {f"p={p:g}": "source,noise"}
+        )
         for config, cols in configs.items():
             data = DataConfig(
                 paths["train"], dev=paths["dev"], test=paths["test"], train_size=train_size, feature_cols=cols
