@@ -2,6 +2,8 @@
 with and without each imbalance option, scored on the balanced test set (40 per class).
 
     python scripts/imbalance_experiment.py --data-dir ../shared/data --out runs/imbalance
+    python scripts/imbalance_experiment.py --data cifar10-subset --eval-size 1000 --ratios 1 10 100 \
+        --strategies features head --data-dir ../shared/data --out runs/imbalance-cifar
 
 Long-tailed versions: `--long-tail RHO` (data/splits.long_tail_indices): after dev is split off train,
 class i of 77 (label order) keeps n_max * RHO^(-i/76) of its training rows, seeded (Cao et al. 2019).
@@ -37,10 +39,13 @@ def run(
     strategies: list[str],
     seeds: list[int],
     variants: list[str],
+    dataset: str = "banking77",
+    eval_size: int | None = None,
 ) -> list[dict]:
     results = []
     for rho in ratios:
-        data = DataConfig("banking77", data_dir=data_dir, long_tail=None if rho == 1 else rho)
+        long_tail = None if rho == 1 else rho
+        data = DataConfig(dataset, data_dir=data_dir, long_tail=long_tail, eval_size=eval_size)
         for variant in variants:
             train = VARIANTS[variant]
             names = [s for s in strategies if not (variant in GRADIENT_ONLY and s == "features")]
@@ -92,10 +97,12 @@ def main() -> None:
     p.add_argument("--strategies", nargs="+", default=["features", "head", "lora"])
     p.add_argument("--seeds", nargs="+", type=int, default=[0])
     p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    p.add_argument("--data", default="banking77", help="a named classification dataset (cifar10-subset ...)")
+    p.add_argument("--eval-size", type=int, help="cap dev and test (stratified), as compare's --eval-size")
     a = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     out = Path(a.out)
-    results = run(a.data_dir, out, a.ratios, a.strategies, a.seeds, a.variants)
+    results = run(a.data_dir, out, a.ratios, a.strategies, a.seeds, a.variants, a.data, a.eval_size)
     (out / "imbalance.json").write_text(json.dumps(results, indent=1))
     print(table(results))
 
