@@ -73,6 +73,29 @@ def _parser() -> argparse.ArgumentParser:
     pr.add_argument("--device", default="auto", help="auto (CUDA when visible), cpu, cuda or cuda:N")
     pr.add_argument("--task", help="which task of a multitask export (compare --tasks) to predict")
 
+    d = sub.add_parser("distill", help="a trained model teaches a smaller student (soft targets)")
+    d.add_argument("--teacher", required=True, help="run folder (OUT/runs/KEY) or export of the teacher")
+    d.add_argument(
+        "--student", required=True, help="MODEL:Ln (the bottom n blocks, e.g. minilm:L3) or any model"
+    )
+    add_data_args(d)
+    d.add_argument("--unlabeled", help="unlabelled texts (a table with a text column) the teacher labels too")
+    d.add_argument("--unlabeled-col", help="the unlabelled file's text column (default: found by name)")
+    d.add_argument("--temperature", type=float, default=2.0, help="softmax temperature T of the soft targets")
+    d.add_argument(
+        "--alpha", type=float, default=0.5, help="weight of the soft loss; 1 - alpha on the labels"
+    )
+    d.add_argument("--loss", default="kl", choices=["kl", "mse"], help="kl: soft targets at T; mse: logits")
+    d.add_argument(
+        "--student-strategy", default="full", help="how the student trains: full, or head (cheapest)"
+    )
+    d.add_argument("--epochs", type=int, help="training epochs (default: the strategy's)")
+    d.add_argument("--lr", type=float, help="learning rate (default: the strategy's)")
+    d.add_argument("--batch-size", type=int, help="training batch size (default 32)")
+    d.add_argument("--seed", type=int, default=0, help="training seed")
+    d.add_argument("--out", default="tunebench-distill", help="output folder (run store, distill.md)")
+    d.add_argument("--export", help="copy the student's run here (tunebench predict --model DIR)")
+
     for module in PLUGIN_COMMANDS:  # analysis commands live beside their code
         module.add_commands(sub)
     return p
@@ -124,6 +147,27 @@ def _compare_tasks(a, kwargs: dict) -> int:
     if a.json:
         print(json.dumps(rows, indent=1, default=str))
     return 0 if any(r["status"] == "ok" for r in rows) else 1
+
+
+def _cmd_distill(a) -> None:
+    from .distill import distill  # heavy (torch, transformers, peft): loaded when the command runs
+
+    train = {k: getattr(a, k) for k in ("epochs", "lr", "batch_size") if getattr(a, k) is not None}
+    distill(
+        a.teacher,
+        a.student,
+        data_config(a),
+        unlabeled=a.unlabeled,
+        text_col=a.unlabeled_col,
+        temperature=a.temperature,
+        alpha=a.alpha,
+        loss=a.loss,
+        strategy=a.student_strategy,
+        train=train,
+        seed=a.seed,
+        out=a.out,
+        export=a.export,
+    )
 
 
 def _cmd_strategies(a) -> None:
@@ -189,7 +233,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.quiet:  # the hub's and transformers' bars ("Loading weights") too; read when they are imported
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     try:
-        builtin = {"compare": _cmd_compare, "strategies": _cmd_strategies, "predict": _cmd_predict}
+        builtin = {
+            "compare": _cmd_compare,
+            "strategies": _cmd_strategies,
+            "predict": _cmd_predict,
+            "distill": _cmd_distill,
+        }
         code = (builtin.get(args.command) or args.func)(args)
     except TunebenchError as err:
         print(f"tunebench: error: {err}", file=sys.stderr)

