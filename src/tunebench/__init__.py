@@ -2,11 +2,20 @@
 
 from ._version import __version__
 
-__all__ = ["Comparison", "Predictor", "__version__", "compare", "compare_tasks", "predict"]
+__all__ = [
+    "Comparison",
+    "Predictor",
+    "__version__",
+    "adapt",
+    "compare",
+    "compare_dapt",
+    "compare_tasks",
+    "predict",
+]
 
 
 def __getattr__(name: str):
-    if name in ("compare", "compare_tasks", "predict", "Predictor", "Comparison"):
+    if name in ("adapt", "compare", "compare_dapt", "compare_tasks", "predict", "Predictor", "Comparison"):
         # lazy (PEP 562): `import tunebench` stays fast; torch, transformers and peft load on first use
         from . import api
 

@@ -11,14 +11,16 @@ from pathlib import Path
 
 from transformers.utils import logging as hf_logging
 
+from .adapt import adapt
 from .analysis.drift import DriftHook
 from .comparison import compare as _compare
 from .comparison import export_best
+from .dapt_compare import compare_dapt as _compare_dapt
 from .data import DataConfig
 from .multitask_compare import compare_tasks
 from .prediction import Predictor, predict
 
-__all__ = ["Comparison", "Predictor", "compare", "compare_tasks", "predict"]
+__all__ = ["Comparison", "Predictor", "adapt", "compare", "compare_dapt", "compare_tasks", "predict"]
 
 
 class Comparison(list):
@@ -202,3 +204,23 @@ def compare(
                 hf_logging.enable_progress_bar()
     results = json.loads((Path(out) / "results.json").read_text())
     return Comparison(rows, results["runs"], results["metric"], Path(out))
+
+
+def compare_dapt(
+    data: str | DataConfig,
+    corpus: str | Path,
+    *,
+    drift: bool = False,
+    hooks: tuple = (),
+    adapt_options: dict | None = None,
+    **kwargs,
+) -> dict:
+    """`compare` on the original backbone and on the backbone adapted to the unlabelled `corpus` by
+    continued pre-training (`adapt`; ``adapt_options``: objective, steps, epochs, lr, batch_size,
+    max_length), side by side in ``OUT/dapt.md``; other keywords as `compare`'s. The corpus never
+    includes the comparison's dev and test texts. Returns {"adapt": the adaptation's record, "rows": ...}.
+
+    >>> tunebench.compare_dapt("imdb", "reviews.txt", adapt_options={"steps": 2000}, out="runs/dapt")
+    """
+    hooks = (*hooks, *((DriftHook(),) if drift else ()))
+    return _compare_dapt(data, corpus, adapt_options=adapt_options, hooks=hooks, **kwargs)

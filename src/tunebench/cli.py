@@ -14,6 +14,8 @@ from ._version import __version__
 from .analysis import commands as analysis_commands
 from .analysis import curve_commands
 from .cli_args import (
+    adapt_options,
+    add_adapt_args,
     add_data_args,
     add_ladder_args,
     add_search_args,
@@ -60,6 +62,11 @@ def _parser() -> argparse.ArgumentParser:
         "--json", action="store_true", help="print the leaderboard as JSON on stdout (logs stay on stderr)"
     )
     add_search_args(c)
+    c.add_argument(
+        "--dapt-corpus",
+        help="also adapt the backbone to this unlabelled text (tunebench adapt) and run the ladder on both",
+    )
+    add_adapt_args(c, prefix="dapt-")
 
     s = sub.add_parser("strategies", help="list the strategies (for one task: which apply and why not)")
     s.add_argument("--task", help="show which strategies apply to this task and why the others don't")
@@ -96,6 +103,20 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--out", default="tunebench-distill", help="output folder (run store, distill.md)")
     d.add_argument("--export", help="copy the student's run here (tunebench predict --model DIR)")
 
+    ad = sub.add_parser(
+        "adapt", help="continue pre-training the backbone on unlabelled in-domain text (DAPT)"
+    )
+    ad.add_argument("--model", default="minilm", help="hub id, local directory, or 'minilm' (default)")
+    ad.add_argument(
+        "--corpus", required=True, help="unlabelled text: a .txt (one document per line) or a table"
+    )
+    add_adapt_args(ad, prefix="")
+    ad.add_argument("--corpus-col", help="the corpus table's text column (default: found by name)")
+    ad.add_argument("--seed", type=int, default=0, help="masking / noise and order seed")
+    ad.add_argument("--device", default="auto", help="auto (CUDA when visible), cpu, cuda or cuda:N")
+    ad.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"], help="as compare's")
+    ad.add_argument("--out", required=True, help="the adapted model folder (then: compare --model DIR)")
+
     for module in PLUGIN_COMMANDS:  # analysis commands live beside their code
         module.add_commands(sub)
     return p
@@ -107,6 +128,8 @@ def _cmd_compare(a) -> int:
     kwargs = {**ladder_kwargs(a), **search_kwargs(a)}
     if a.tasks or not a.data:
         return _compare_tasks(a, kwargs)
+    if a.dapt_corpus:
+        return _compare_dapt(a, kwargs)
     if a.json:
         kwargs["show"] = False  # stdout is the JSON's
     rows = compare(data_config(a), export=a.export, **kwargs)
@@ -147,6 +170,33 @@ def _compare_tasks(a, kwargs: dict) -> int:
     if a.json:
         print(json.dumps(rows, indent=1, default=str))
     return 0 if any(r["status"] == "ok" for r in rows) else 1
+
+
+def _compare_dapt(a, kwargs: dict) -> int:
+    """compare --dapt-corpus: the ladder on the original and the adapted backbone (dapt_compare.py)."""
+    from .api import compare_dapt  # heavy (torch, transformers, peft): loaded when the command runs
+
+    if a.export or a.json:
+        raise TunebenchError("--dapt-corpus: --export and --json are not offered; export from OUT/adapted")
+    kwargs.pop("show", None)
+    result = compare_dapt(data_config(a), a.dapt_corpus, adapt_options=adapt_options(a, "dapt_"), **kwargs)
+    return 0 if any(r["adapted"] and r["adapted"]["status"] == "ok" for r in result["rows"]) else 1
+
+
+def _cmd_adapt(a) -> None:
+    from .adapt import adapt  # heavy (torch, transformers): loaded when the command runs
+
+    options = adapt_options(a, "")
+    adapt(
+        a.corpus,
+        a.model,
+        a.out,
+        text_col=a.corpus_col,
+        seed=a.seed,
+        device=a.device,
+        precision=a.precision,
+        **options,
+    )
 
 
 def _cmd_distill(a) -> None:
@@ -238,6 +288,7 @@ def main(argv: list[str] | None = None) -> int:
             "strategies": _cmd_strategies,
             "predict": _cmd_predict,
             "distill": _cmd_distill,
+            "adapt": _cmd_adapt,
         }
         code = (builtin.get(args.command) or args.func)(args)
     except TunebenchError as err:

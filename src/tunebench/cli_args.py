@@ -283,3 +283,30 @@ def _parse_opts(items: list[str]) -> dict[str, dict[str, str]]:
             raise TunebenchError(f"--opt {item}: expected STRATEGY.KEY=VALUE, e.g. last-k.k=4")
         out.setdefault(strategy, {})[field.replace("-", "_")] = value
     return out
+
+
+ADAPT_OPTIONS = ("objective", "steps", "epochs", "lr", "batch_size", "max_length")
+
+
+def add_adapt_args(c: argparse.ArgumentParser, prefix: str) -> None:
+    """Continued pre-training flags: `tunebench adapt`'s, and compare's with prefix `dapt-`."""
+    c.add_argument(
+        f"--{prefix}objective",
+        default="auto",
+        choices=["auto", "mlm", "tsdae"],
+        help="mlm (whole-word masking) or tsdae (denoising auto-encoder, for embedding models); auto: "
+        "mlm when the checkpoint has an MLM head, else tsdae for sentence-embedding models",
+    )
+    c.add_argument(f"--{prefix}steps", type=int, help="training steps (default 1000)")
+    c.add_argument(f"--{prefix}epochs", type=int, help="or passes over the corpus")
+    c.add_argument(f"--{prefix}lr", type=float, help="learning rate (default: mlm 5e-5, tsdae 3e-5)")
+    c.add_argument(f"--{prefix}batch-size", type=int, default=16, help="sequences per step (default 16)")
+    c.add_argument(
+        f"--{prefix}max-length", type=int, help="tokens per sequence (default: the model's own limit)"
+    )
+
+
+def adapt_options(a: argparse.Namespace, prefix: str) -> dict:
+    """adapt()'s keywords from the flags `add_adapt_args` added (unset ones left to adapt's defaults)."""
+    values = {name: getattr(a, prefix + name) for name in ADAPT_OPTIONS}
+    return {k: v for k, v in values.items() if v is not None}
