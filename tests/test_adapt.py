@@ -180,3 +180,14 @@ def test_compare_dapt_corpus_runs_the_ladder_on_both_backbones(tiny_model, tiny_
         json.loads(p.read_text())["backbone"] for p in (out / "adapted" / "runs").glob("*/manifest.json")
     }
     assert models == {str(out / "backbone")}
+    # the adapted comparison exports and predicts like any other (its finished runs are reused)
+    export, preds = tmp_path / "export", tmp_path / "preds.csv"
+    assert main(
+        ["compare", "--data", tiny_data["train"], "--dev", tiny_data["dev"], "--test", tiny_data["test"],
+         "--model", str(out / "backbone"), "--strategies", "features", "head", "--epochs", "2",
+         "--out", str(out / "adapted"), "--export", str(export), "-q"]
+    ) == 0  # fmt: skip
+    assert (
+        main(["predict", "--model", str(export), "--data", tiny_data["test"], "--out", str(preds), "-q"]) == 0
+    )
+    assert len(preds.read_text().splitlines()) == 1 + 48

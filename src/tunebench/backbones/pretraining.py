@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
+from transformers.utils import logging as hf_logging
 
 from ..training.loop import autocast
 
@@ -40,7 +42,8 @@ def chunk_corpus(tokenizer, texts: list[str], max_length: int, split_long: bool 
     inner = max_length - len(lead) - len(trail)
     chunks = []
     for start in range(0, len(texts), 1000):
-        enc = tokenizer(texts[start : start + 1000], add_special_tokens=False, truncation=False)
+        with quiet_tokenizer():  # documents longer than the model's limit are expected: they are cut below
+            enc = tokenizer(texts[start : start + 1000], add_special_tokens=False, truncation=False)
         for i, ids in enumerate(enc["input_ids"]):
             words = [-1 if w is None else w for w in enc.word_ids(i)]
             spans = range(0, max(len(ids), 1), inner) if split_long else [0]
@@ -50,6 +53,17 @@ def chunk_corpus(tokenizer, texts: list[str], max_length: int, split_long: bool 
                     marks = [-1] * len(lead) + words[s : s + inner] + [-1] * len(trail)
                     chunks.append(Chunk(lead + piece + trail, marks))
     return chunks
+
+
+@contextmanager
+def quiet_tokenizer():
+    """Silence transformers' "sequence length is longer than the maximum" warning while chunking."""
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
 
 
 def special_frame(tokenizer) -> tuple[list[int], list[int]]:
