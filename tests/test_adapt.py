@@ -141,7 +141,7 @@ def test_bad_adaptation_inputs_get_one_line(tiny_model, corpus, tmp_path):
     empty.write_text("\n \n")
     cases = [
         ({"corpus": tmp_path / "missing.txt"}, "no such file"),
-        ({"corpus": empty}, "0 non-empty texts"),
+        ({"corpus": empty}, "no texts in the file"),
         ({"corpus": corpus, "steps": 5, "epochs": 1}, "not both"),
         ({"corpus": corpus, "objective": "bart"}, "choose auto, mlm, tsdae"),
         ({"corpus": corpus, "steps": 0}, "must be >= 1"),

@@ -53,6 +53,10 @@ def test_uneven_classes_with_balanced_counts_says_harder_not_rarer():
         (["--opt", "head.epochs=two"], "--opt head.epochs=two: expected an integer"),
         (["--class-weights", "{dir}/none.json"], "none, balanced, or a JSON/CSV file of label -> weight"),
         (["--long-tail", "0.5"], "long_tail (--long-tail) must be an imbalance ratio >= 1"),
+        (["--ewc", "-1"], "--ewc must be >= 0"),
+        (["--ewc", "1", "--reference", "{dir}/none.txt"], "none.txt: no such file; give a text file"),
+        (["--replay", "{dir}/none.txt"], "none.txt: no such file; give a text file (one text per line)"),
+        (["--replay-ratio", "5"], "--replay-ratio must be in (0, 4]"),
     ],
     ids=[
         "data-is-a-folder",
@@ -63,6 +67,10 @@ def test_uneven_classes_with_balanced_counts_says_harder_not_rarer():
         "opt-not-a-number",
         "class-weights-file-missing",
         "long-tail-below-1",
+        "ewc-negative",
+        "reference-file-missing",
+        "replay-file-missing",
+        "replay-ratio-above-4",
     ],
 )
 def test_bad_input_is_one_line_with_the_fix(tiny_model, tiny_data, tmp_path, capsys, args, words):

@@ -7,7 +7,8 @@ formula) fails loudly.
 Each case checks: the ladder run finishes with the task's metrics; export -> predict gives the run's
 own outputs; the same seed gives the same metrics; the trainable-parameter count is the strategy's
 declared formula; frozen weights stay bit-identical while trainable ones move and the loss falls; bad
---opt values are refused with one line."""
+--opt values are refused with one line; with --ewc and --replay (against forgetting) every strategy that
+trains the backbone trains, exports and predicts, the others ignore or refuse them."""
 
 from __future__ import annotations
 
@@ -16,10 +17,23 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
-from conftest import applicable, fixture_names, ladder, options_for, run_ladder, task_of, tiny_of
+from conftest import (
+    FIXTURES,
+    applicable,
+    fixture_names,
+    ladder,
+    make_rows,
+    options_for,
+    run_ladder,
+    task_of,
+    tiny_of,
+)
 from safetensors.numpy import load_file
+from transformers import PreTrainedTokenizerBase
 
+import tunebench
 from tunebench.errors import TunebenchError
+from tunebench.mitigation import forgetting_terms, trains_body
 from tunebench.model import TaskModel, count_parameters
 from tunebench.prediction import Predictor
 from tunebench.runner import RunInputs, build_model
@@ -111,7 +125,7 @@ def tiny_model(task_name: str, name: str):
     return strategy, inputs, cfg, build_model(inputs, strategy, cfg.replace(dropout=0.0), 0), formula
 
 
-def _fit(strategy, inputs, cfg, model):
+def _fit(strategy, inputs, cfg, model, extra_loss=None):
     """The training loop on the case's tiny train/dev splits, seed 0."""
     data = {s: inputs.task.batches(inputs.enc[s], inputs.backbone) for s in ("train", "dev")}
     return fit(
@@ -125,6 +139,7 @@ def _fit(strategy, inputs, cfg, model):
         0,
         strategy.epoch_hook(cfg),
         description=strategy.name,
+        extra_loss=extra_loss,
     )
 
 
@@ -185,3 +200,87 @@ def test_bad_options_are_refused_with_one_line(name):
             with pytest.raises(TunebenchError, match=f"--opt {name}.{field}=not-a-number") as err:
                 cls.from_options({field: "not-a-number"})
             assert "\n" not in str(err.value)
+
+
+# -- against forgetting: --ewc and --replay on every strategy ---------------------------------------
+
+CORPUS = FIXTURES / "original-domain.txt"  # the replay (and reference) corpus of the text fixtures
+
+
+def corpus() -> str:
+    if not CORPUS.is_file():
+        CORPUS.write_text("\n".join(text for text, _ in make_rows(64, 11)) + "\n")
+    return str(CORPUS)
+
+
+def reads_text(backbone) -> bool:
+    """Replay texts need a text backbone; an image backbone takes EWC alone (its Fisher on the images)."""
+    return isinstance(getattr(backbone, "tokenizer", None), PreTrainedTokenizerBase)
+
+
+@pytest.mark.parametrize("case", GRADIENT_CASES, ids=case_id)
+def test_ewc_and_replay_train_every_strategy(case):
+    """One epoch with --ewc and --replay on every gradient strategy: it trains (a finite loss) and the
+    weights the strategy freezes stay frozen; a strategy that trains no backbone weight ignores them,
+    one that starts from random weights refuses them."""
+    task_name, name = case
+    strategy, inputs, cfg, model, _ = tiny_model(task_name, name)
+    replay = corpus() if reads_text(inputs.backbone) else ""
+    cfg = cfg.replace(epochs=1, patience=1, ewc=1.0, replay=replay, dropout=0.0)
+    if strategy.from_scratch:
+        with pytest.raises(TunebenchError, match="no pre-trained weights to keep"):
+            forgetting_terms(inputs, strategy, model, cfg, 0)
+        return
+    extra_loss, kept = forgetting_terms(inputs, strategy, model, cfg, 0)
+    assert (extra_loss is not None) == trains_body(strategy) == bool(kept)
+    frozen = {n: p.detach().clone() for n, p in model.named_parameters() if not p.requires_grad}
+    result = _fit(strategy, inputs, cfg, model, extra_loss)
+    assert np.isfinite(result.history[0]["train_loss"])
+    if strategy.epoch_hook(cfg) is None:
+        after = dict(model.named_parameters())
+        assert all(torch.equal(after[n], before) for n, before in frozen.items()), (
+            f"{name}: frozen weights changed"
+        )
+
+
+MITIGATED_CASES = [
+    (t, s) for t, s in GRADIENT_CASES if trains_body(STRATEGIES.get(s)) and not STRATEGIES.get(s).from_scratch
+]
+_MITIGATED: dict = {}
+
+
+def mitigated_ladder(task_name: str) -> dict[str, dict]:
+    """The fixture's ladder of the strategies that train the backbone, with --ewc and --replay (EWC
+    alone on images), run once per session: strategy -> record."""
+    if task_name not in _MITIGATED:
+        tiny = tiny_of(task_name)
+        names = [s for t, s in MITIGATED_CASES if t == task_name]
+        text = reads_text(get_task(task_of(task_name)).load_backbone(tiny.model))
+        out = FIXTURES / f"{task_name}-mitigated"
+        rows = tunebench.compare(
+            tiny.data,
+            model=tiny.model,
+            task=task_of(task_name),
+            strategies=names,
+            out=out,
+            train={**tiny.train, "ewc": 1.0, **({"replay": corpus()} if text else {})},
+            options=options_for(task_name, names),
+            max_length=tiny.max_length,
+            show=False,
+        )
+        _MITIGATED[task_name] = (out, {r["strategy"]: r for r in rows.records})
+    return _MITIGATED[task_name]
+
+
+@pytest.mark.parametrize("case", MITIGATED_CASES, ids=case_id)
+def test_ewc_and_replay_runs_export_and_predict_like_the_others(case):
+    task_name, name = case
+    out, records = mitigated_ladder(task_name)
+    record = records[name]
+    assert record["status"] == "ok", record.get("traceback", record["status"])
+    assert all(np.isfinite(h["train_loss"]) for h in record["history"])
+    assert record["mitigation"]["ewc"]["lambda"] == 1.0
+    task = get_task(task_of(task_name))
+    bundle = task.load_bundle(tiny_of(task_name).data)
+    outputs, enc, _ = Predictor(out / "runs" / record["key"]).outputs(bundle.test)
+    assert task.score(outputs, enc, bundle.test, bundle.label_names) == record["test_metrics"]

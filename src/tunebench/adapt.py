@@ -16,7 +16,6 @@ them) that `--model DIR` loads like any other, and `adapt.json`: what it cost an
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import json
 import logging
@@ -32,7 +31,7 @@ from .backbones import load_backbone, quiet_libraries
 from .backbones.mlm import MaskedLM, WholeWordMasking, load_masked_lm
 from .backbones.pretraining import CorpusBatches, HeldOut, TokenPrediction, chunk_corpus, held_out_metrics
 from .backbones.tsdae import DeleteWords, Tsdae, load_decoder
-from .data.text import read_texts
+from .data.text import read_corpus as corpus_texts
 from .errors import TunebenchError
 from .measure import PeakMemory, library_versions, seed_everything
 from .store import check_out_dir, run_key
@@ -51,21 +50,14 @@ HELD_OUT = 500  # corpus texts kept aside (at most a tenth) to score each round
 
 def read_corpus(path: str | Path, text_col: str | None = None) -> list[str]:
     """Unlabelled texts: a text file (.txt, .txt.gz; one document per line) or a table's text column
-    (CSV, TSV, JSONL, Parquet; the column found by name unless given). Blank entries are dropped."""
-    path = Path(path)
-    if not path.is_file():
+    (CSV, TSV, JSONL, Parquet; `text_col`, else found by name), as --reference and --replay read them."""
+    if not Path(path).is_file():
         raise TunebenchError(
             f"--corpus {path}: no such file; give a text file (one document per line) or a table"
         )
-    if path.name.endswith((".txt", ".txt.gz")):
-        opener = gzip.open if path.suffix == ".gz" else open
-        with opener(path, "rt", encoding="utf-8", errors="replace") as f:
-            texts = [line.strip() for line in f]
-    else:
-        texts = [t.strip() for t in read_texts(str(path), text_col, None).texts]
-    texts = [t for t in texts if t]
+    texts = [t.strip() for t in corpus_texts(str(path), text_col, "--corpus")]
     if len(texts) < 2:
-        raise TunebenchError(f"--corpus {path}: {len(texts)} non-empty texts; adaptation needs at least 2")
+        raise TunebenchError(f"--corpus {path}: {len(texts)} text; adaptation needs at least 2")
     return texts
 
 

@@ -25,6 +25,10 @@ TRAIN_FLAGS = {
     "label_smoothing": float,
     "sampler": str,
     "l2sp": float,
+    "ewc": float,
+    "reference": str,
+    "replay": str,
+    "replay_ratio": float,
 }
 
 TRAIN_HELP = {
@@ -43,6 +47,14 @@ TRAIN_HELP = {
     "sampler": "random (default) or balanced: draw every class equally often (with replacement)",
     "l2sp": "against forgetting: L2-SP penalty l2sp/2*|w-w0|^2 toward the weights training started from "
     "(all but the head), e.g. 0.01 (default 0)",
+    "ewc": "against forgetting: EWC penalty ewc/2*sum F(w-w0)^2 over the body, F the diagonal Fisher of the "
+    "pooled embedding on --reference, normalised to mean 1 (same scale as --l2sp), e.g. 10 (default 0)",
+    "reference": "EWC's reference corpus: a text file (one text per line) or a CSV/TSV/JSONL/Parquet table "
+    "with a text column (default: the training texts)",
+    "replay": "against forgetting: train jointly on this corpus of original-domain text (file as for "
+    "--reference), distilled toward the original model's embeddings",
+    "replay_ratio": "replay texts per training example in a step, also the replay term's weight, in (0, 4] "
+    "(default 0.5)",
     "device": "auto (CUDA when visible), cpu or cuda",
     "precision": "auto (bf16 autocast on CUDA and on CPUs with native bf16, else fp32), fp32 or bf16",
     "compile": "torch.compile the model (pays off on long GPU runs; the first steps compile)",
@@ -50,6 +62,7 @@ TRAIN_HELP = {
 
 
 CHOICES = {"schedule": ["linear", "slanted", "constant"], "sampler": ["random", "balanced"]}
+METAVARS = {"reference": "FILE", "replay": "FILE"}
 TRUST_HELP = "run the model repository's own Python code (only for authors you trust)"
 
 
@@ -165,7 +178,7 @@ def add_ladder_args(
         elif name in CHOICES:
             t.add_argument(flag, choices=CHOICES[name], help=why)
         else:
-            t.add_argument(flag, type=typ, help=why)
+            t.add_argument(flag, type=typ, help=why, metavar=METAVARS.get(name))
 
 
 def add_search_args(c: argparse.ArgumentParser) -> None:

@@ -15,6 +15,7 @@ from .data import DataConfig
 from .data.named import default_task
 from .errors import TunebenchError
 from .exporting import export_run
+from .mitigation import check_strategy
 from .runner import RunInputs
 from .store import RunStore, check_out_dir, check_url, default_url, run_key
 from .strategies import STRATEGIES, default_ladder
@@ -51,7 +52,8 @@ def resolve_strategy(name: str, options: dict[str, str], train_overrides: dict, 
         try:
             cfg = cfg.replace(**typed)
         except TunebenchError as err:  # "--lr must be > 0" is about --opt full.lr=-1 here
-            for k, v in per_strategy_train.items():
+            # the longest flag first: "--replay-ratio ..." is not about --replay
+            for k, v in sorted(per_strategy_train.items(), key=lambda kv: -len(kv[0])):
                 flag = "--" + k.replace("_", "-")
                 if str(err).startswith(flag):
                     why = str(err)[len(flag) :].lstrip(":").strip()
@@ -59,6 +61,7 @@ def resolve_strategy(name: str, options: dict[str, str], train_overrides: dict, 
             raise
     if task is not None:
         imbalance.check_options(cfg, task, name)
+    check_strategy(strategy, cfg)  # --ewc / --replay with scratch: before any run starts
     return strategy, cfg.replace(max_length=max_length)
 
 

@@ -10,7 +10,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from .backbones import embeddings_module, encoder_layers
+from .backbones import embeddings_module, encoder_layers, pool
 
 
 class TaskModel(nn.Module):
@@ -81,6 +81,17 @@ class PrefixModel(nn.Module):
 def _head(head: nn.Module, hidden: torch.Tensor, mask: torch.Tensor, extra: torch.Tensor | None):
     """The head on hidden states; with feature columns (the fusion head) on those as well."""
     return head(hidden, mask) if extra is None else head(hidden, mask, extra)
+
+
+def pooled_embedding(backbone: nn.Module, batch: dict[str, torch.Tensor], pooling: str) -> torch.Tensor:
+    """(B, H) fp32: what the body makes of a batch, as TaskModel's heads read it: the last hidden state
+    pooled by `pooling` (mean or cls); image backbones pool inside the network. EWC's Fisher and
+    replay's distillation are taken of this embedding (mitigation.py)."""
+    if "pixel_values" in batch:
+        return backbone(batch["pixel_values"]).float()
+    kwargs = {k: batch[k] for k in ("input_ids", "attention_mask", "token_type_ids") if k in batch}
+    hidden = backbone(**kwargs).last_hidden_state  # (B, T, H)
+    return pool(hidden.float(), batch["attention_mask"], pooling)
 
 
 def count_parameters(model: nn.Module) -> tuple[int, int]:

@@ -19,6 +19,7 @@ from .artifacts import manifest, write_artifact
 from .data.columns import FeatureColumns
 from .errors import TunebenchError
 from .measure import PeakMemory, library_versions, seed_everything
+from .mitigation import forgetting_terms
 from .model import MultiTaskModel, count_parameters, parked
 from .run_inputs import RunInputs
 from .strategies import STRATEGIES
@@ -94,6 +95,8 @@ def _train(parts: dict[str, RunInputs], strategy, body, cfg: TrainConfig, seed: 
     data = {n: {s: p.task.batches(p.enc[s], p.backbone) for s in p.splits} for n, p in parts.items()}
     train = MixedBatches([data[n]["train"] for n in names], strategy.sampling, strategy.temperature)
     mixture = Mixture([p.task for p in parts.values()], model.log_vars)
+    # --ewc / --replay on the shared body (EWC's default reference: the first task's training inputs)
+    extra_loss, _ = forgetting_terms(first, body, model, cfg, seed)
 
     def evaluate(outputs: list) -> dict:
         return mixture.metrics({n: parts[n].score("dev", o) for n, o in zip(names, outputs)})
@@ -112,6 +115,7 @@ def _train(parts: dict[str, RunInputs], strategy, body, cfg: TrainConfig, seed: 
             description=f"multitask ({body.name})",
             evaluating=body.evaluating,
             metric="mean",
+            extra_loss=extra_loss,
         )
     t0 = time.perf_counter()
     per_task, outputs = {}, {}

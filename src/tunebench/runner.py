@@ -21,6 +21,7 @@ from .backbones.prefix import split_encoder
 from .errors import TunebenchError
 from .extract import FrozenSource
 from .measure import PeakMemory, extraction_rate, library_versions, seed_everything, training_mfu
+from .mitigation import forgetting_terms
 from .model import HeadOnFeatures, PrefixModel, TaskModel, count_parameters, parked
 from .run_inputs import RunInputs, frozen_inputs
 from .strategies.base import Strategy
@@ -115,6 +116,7 @@ def _finish(inputs: RunInputs, run_dir: Path, outputs: dict, per_example: bool =
 
 def _run_features(inputs: RunInputs, strategy, cfg: TrainConfig, seed: int, run_dir: Path) -> dict:
     task = inputs.task
+    forgetting_terms(inputs, strategy, None, cfg, seed)  # --ewc / --replay: nothing trains here (logged)
     pooling = inputs.backbone.pooling if strategy.pooling == "auto" else strategy.pooling
     per_example = strategy.pairwise
     source = inputs.source(cfg)
@@ -232,6 +234,7 @@ def _run_gradient(
     device = resolve_device(cfg.device)
     full_model = build_model(inputs, strategy, cfg, seed)
     source = inputs.source(cfg)
+    extra_loss, kept = forgetting_terms(inputs, strategy, full_model, cfg, seed)  # --ewc, --replay
     if strategy.uses_cached_features and task.head_on_cached_features():  # head-only: features once
         pooling = inputs.backbone.pooling
         model = HeadOnFeatures(full_model.head)
@@ -243,7 +246,8 @@ def _run_gradient(
             )
             for s in inputs.splits
         }
-    elif (cut := prefix_model(inputs, full_model, source)) is not None:  # last-k: frozen blocks once
+    # last-k: frozen blocks once (not with EWC or replay: they read the whole body)
+    elif extra_loss is None and (cut := prefix_model(inputs, full_model, source)) is not None:
         model, data = cut
     else:
         model = full_model
@@ -268,6 +272,7 @@ def _run_gradient(
             report=report,
             metric=inputs.selection,
             loss_options=loss_options,
+            extra_loss=extra_loss,
         )
     t0 = time.perf_counter()
     with strategy.evaluating(model):
@@ -307,5 +312,6 @@ def _run_gradient(
         "artifact_bytes": size,
         "inference": cost,
         "_hook_seconds": hook_s,
+        **({"mitigation": kept} if kept else {}),
         **extra,
     }

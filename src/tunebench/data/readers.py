@@ -109,6 +109,13 @@ def load_table(path: str | os.PathLike, *, names: list[str] | None = None, fmt: 
     return _parse_jsonl(path, text, fmt)
 
 
+def read_lines(path: str | os.PathLike) -> list[str]:
+    """The non-blank lines of a plain text file (optionally .gz), as UTF-8: one text per line."""
+    gz = Path(path).name.lower().endswith(".gz")
+    text = _decode(path, _read_bytes(path, gz), gz)
+    return [line for line in text.split("\n") if line.strip()]
+
+
 def _read_bytes(path: str | os.PathLike, gz: bool) -> bytes:
     p = Path(path)
     if not p.exists():

@@ -12,17 +12,27 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
 from ..errors import TunebenchError
 from .columns import FeatureColumns
 from .config import DataConfig
-from .readers import read_table
+from .readers import read_lines, read_table
 from .splits import split_off
 from .text_sources import TEXT_COLUMNS
 
-__all__ = ["TEXT_COLUMNS", "DataBundle", "DataConfig", "TextSplit", "Texts", "carve_dev_test", "read_texts"]
+__all__ = [
+    "TEXT_COLUMNS",
+    "DataBundle",
+    "DataConfig",
+    "TextSplit",
+    "Texts",
+    "carve_dev_test",
+    "read_corpus",
+    "read_texts",
+]
 
 
 @dataclass
@@ -61,6 +71,7 @@ class DataBundle:
     label_names: list[str] = field(default_factory=list)
     regression: bool = False  # labels are numbers to predict (label_names == ["score"])
     columns: FeatureColumns | None = None  # the feature columns, fitted on train (`fit_columns`)
+    text_col: str | None = None  # the column the texts were read from (a corpus file's is looked up by it)
 
     @property
     def num_labels(self) -> int:
@@ -155,3 +166,43 @@ def read_texts(path: str, text_col: str | None, text_pair_col: str | None) -> Te
     texts = ["" if t is None else str(t) for t in columns[text_col]]
     pairs = ["" if t is None else str(t) for t in columns[text_pair_col]] if text_pair_col else None
     return Texts(texts, pairs)
+
+
+def read_corpus(path: str, text_col: str | None, flag: str) -> list[str]:
+    """The texts of a corpus file (--reference, --replay). A `.txt` file (optionally .gz) holds one text
+    per line; a table (CSV/TSV/JSONL/Parquet) its text column: `text_col` (the data's) when it has one,
+    else one of the usual names (sentence, text, ...), else its only column of text (not numbers)."""
+    if Path(path).name.lower().removesuffix(".gz").endswith(".txt"):
+        texts = read_lines(path)
+    else:
+        columns, _ = read_table(path)
+        named = [c for c in (text_col, *TEXT_COLUMNS) if c is not None and c in columns]
+        textual = [c for c, values in columns.items() if _is_text(values)]
+        if not named and len(textual) != 1:
+            raise TunebenchError(
+                f"{flag} {path}: which column holds the text? columns: {', '.join(columns) or '(none)'}; "
+                f"name it {text_col or 'text'} (as in the data) or keep one column of text"
+            )
+        col = named[0] if named else textual[0]
+        texts = [str(v) for v in columns[col] if v is not None and str(v).strip()]
+    if not texts:
+        raise TunebenchError(
+            f"{flag} {path}: no texts in the file; give one text per line (.txt) or a table with a text column"
+        )
+    return texts
+
+
+def _is_text(values: list) -> bool:
+    """Strings, not all of them numbers (CSV cells are strings whatever they hold)."""
+    if any(v is not None and not isinstance(v, str) for v in values):
+        return False
+    strings = [v for v in values if v is not None and v.strip()]
+    return bool(strings) and not all(_is_number(v) for v in strings)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True

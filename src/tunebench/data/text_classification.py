@@ -56,7 +56,8 @@ def load_text_classification(cfg: DataConfig) -> DataBundle:
     if cfg.eval_size is not None:
         dev = cap(dev, cfg.eval_size, cfg.seed, dev.labels)
         test = None if test is None else cap(test, cfg.eval_size, cfg.seed, test.labels)
-    return DataBundle(src.name, train, dev, test, label_names).fit_columns(features)
+    bundle = DataBundle(src.name, train, dev, test, label_names, text_col=text_col)
+    return bundle.fit_columns(features)
 
 
 def declare_columns(cfg: DataConfig, train: Table, cols: tuple[str | None, ...]) -> FeatureColumns | None:

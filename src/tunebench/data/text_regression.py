@@ -55,7 +55,8 @@ def load_text_regression(cfg: DataConfig) -> DataBundle:
         test = None if test is None else _cap_numbers(test, cfg.eval_size, cfg.seed)
     if len(set(train.labels)) < 2:
         raise TunebenchError(f"{train.source}: every training target is {train.labels[0]}; nothing to learn")
-    return DataBundle(src.name, train, dev, test, ["score"], regression=True).fit_columns(features)
+    bundle = DataBundle(src.name, train, dev, test, ["score"], regression=True, text_col=text_col)
+    return bundle.fit_columns(features)
 
 
 def _number(table: Table, i: int, v: object, col: str) -> float:

@@ -34,6 +34,15 @@ class TrainConfig:
     # forgetting: L2-SP (Li et al. 2018), l2sp/2 * |w - w0|^2 over every weight but the head's, w0 its
     # value when training started (the pre-trained one; a new module's initialisation: LoRA's B = 0)
     l2sp: float = 0.0
+    # EWC (Kirkpatrick et al. 2017), ewc/2 * sum_i F_i (w_i - w0_i)^2 over the body's weights, F the diagonal
+    # Fisher of the pooled embedding on `reference` (a corpus file; "": the training inputs), normalised to
+    # mean 1 over the anchored pre-trained weights (training/forgetting.py; mitigation.py builds it)
+    ewc: float = 0.0
+    reference: str = ""
+    # replay: `replay` (a corpus file) joins training, ceil(replay_ratio * batch_size) of its texts a step,
+    # distilled toward the original body's pooled embeddings with weight replay_ratio
+    replay: str = ""
+    replay_ratio: float = 0.5
 
     def __post_init__(self) -> None:
         checks = [
@@ -53,6 +62,11 @@ class TrainConfig:
             (self.precision in ("auto", "fp32", "bf16"), "--precision: auto, fp32 or bf16"),
             (0 <= self.label_smoothing < 1, "--label-smoothing must be in [0, 1)"),
             (self.l2sp >= 0, "--l2sp must be >= 0"),
+            (self.ewc >= 0, "--ewc must be >= 0"),
+            (
+                0 < self.replay_ratio <= 4,
+                "--replay-ratio must be in (0, 4] (replay texts per training example)",
+            ),
             (self.sampler in ("random", "balanced"), f"--sampler {self.sampler}: random or balanced"),
             (
                 self.class_weights in ("none", "balanced") or Path(self.class_weights).is_file(),
@@ -63,6 +77,8 @@ class TrainConfig:
         for ok, msg in checks:
             if not ok:
                 raise TunebenchError(msg)
+        for flag, path in (("--reference", self.reference), ("--replay", self.replay)):
+            _check_corpus(flag, path)
 
     def replace(self, **overrides) -> TrainConfig:
         known = {f.name for f in fields(self)}
@@ -73,18 +89,50 @@ class TrainConfig:
 
     def identity(self) -> dict:
         """The settings as part of a run key: fields added after runs were stored are left out at their
-        defaults (those runs keep their keys); a class-weights file is named with a hash of its content."""
+        defaults (those runs keep their keys), and so are settings that do nothing (a --reference without
+        --ewc, a --replay-ratio without --replay); a class-weights, reference or replay file is named
+        with a hash of its content."""
         fields_ = asdict(self)
+        if not self.ewc:
+            fields_["reference"] = ""
+        if not self.replay:
+            fields_["replay_ratio"] = LATER_FIELDS["replay_ratio"]
         for name, default in LATER_FIELDS.items():
             if fields_[name] == default:
                 del fields_[name]
-        if self.class_weights not in ("none", "balanced"):
-            digest = hashlib.sha256(Path(self.class_weights).read_bytes()).hexdigest()[:12]
-            fields_["class_weights"] = f"{self.class_weights}#{digest}"
+        for name in ("class_weights", "reference", "replay"):
+            path = fields_.get(name)
+            if path and path not in ("none", "balanced"):
+                fields_[name] = f"{path}#{content_digest(path)}"
         return fields_
 
 
-LATER_FIELDS = {"class_weights": "none", "label_smoothing": 0.0, "sampler": "random", "l2sp": 0.0}
+LATER_FIELDS = {
+    "class_weights": "none",
+    "label_smoothing": 0.0,
+    "sampler": "random",
+    "l2sp": 0.0,
+    "ewc": 0.0,
+    "reference": "",
+    "replay": "",
+    "replay_ratio": 0.5,
+}
+
+
+def content_digest(path: str) -> str:
+    """12 hex digits of the SHA-256 of a file's bytes: a file named in a run key stands for its content."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12]
+
+
+def _check_corpus(flag: str, path: str) -> None:
+    """A --reference / --replay corpus must be a file with something in it (its texts are read later)."""
+    if not path:
+        return
+    what = "give a text file (one text per line) or a CSV/TSV/JSONL/Parquet table with a text column"
+    if not Path(path).is_file():
+        raise TunebenchError(f"{flag} {path}: no such file; {what}")
+    if Path(path).stat().st_size == 0:
+        raise TunebenchError(f"{flag} {path}: the file is empty; {what}")
 
 
 def _cuda_index(device: str) -> bool:

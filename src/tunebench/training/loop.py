@@ -183,11 +183,13 @@ def fit(
     report: Callable[[int, float], bool] | None = None,
     metric: str | None = None,
     loss_options: dict | None = None,
+    extra_loss: Callable[[nn.Module, int], torch.Tensor] | None = None,
 ) -> FitResult:
     """Train `model` for up to `cfg.epochs`, keep the best epoch on dev by `metric` (default: the task's
     primary one). `report(epoch, dev score)` is asked after every epoch (a search's pruner); when it
     answers True the run stops with `Pruned`. `loss_options`: the task loss's class `weight` (a tensor)
-    and `label_smoothing`."""
+    and `label_smoothing`. `extra_loss(model, step)`: a term added to every step's task loss, computed
+    before that step's update (the runner's terms against forgetting, EWC and replay: mitigation.py)."""
     device = resolve_device(cfg.device)
     metric = metric or task.primary_metric
     loss_options = {k: v.to(device) if torch.is_tensor(v) else v for k, v in (loss_options or {}).items()}
@@ -254,6 +256,8 @@ def fit(
                 loss = task.loss(logits, labels, **loss_options, **route)
                 if anchor:
                     loss = loss + cfg.l2sp / 2 * l2sp_penalty(model, anchor)
+                if extra_loss is not None:
+                    loss = loss + extra_loss(model, step)
                 if sync_each_step and not torch.isfinite(loss):
                     raise Diverged(
                         f"loss became {loss.item()} at epoch {epoch + 1}, step {step + 1}: lower --lr"
