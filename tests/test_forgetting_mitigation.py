@@ -6,12 +6,14 @@ them (tests/test_common.py); here, what each term is."""
 from __future__ import annotations
 
 import logging
+import shutil
+from pathlib import Path
 
 import pytest
 import torch
 from conftest import make_rows, tiny_of, write_tsv
 from torch import nn
-from transformers import AutoModel
+from transformers import AutoModel, BertForMaskedLM
 
 import tunebench
 from tunebench import mitigation
@@ -246,6 +248,36 @@ def test_replay_keeps_the_replayed_embeddings_near_the_original(tiny_model, tiny
         return float((embeddings(body, rows, _mean_embed, 0, 64) - original).pow(2).mean())
 
     assert drift(replayed) < 0.5 * drift(plain), (drift(replayed), drift(plain))
+
+
+def test_a_checkpoint_with_an_mlm_head_replays_its_masked_lm_loss(tiny_model, tiny_data, tmp_path):
+    with_head = tmp_path / "mlm-model"
+    BertForMaskedLM.from_pretrained(tiny_model).save_pretrained(with_head)
+    for f in Path(tiny_model).glob("*"):
+        if f.name.startswith(("tokenizer", "vocab")):
+            shutil.copy(f, with_head / f.name)
+    corpus = tmp_path / "original.txt"
+    corpus.write_text("\n".join(t for t, _ in make_rows(40, 5)) + "\n")
+    inputs = _inputs(str(with_head), tiny_data)
+    strategy = STRATEGIES.get("lora")()
+    cfg = TrainConfig(replay=str(corpus), replay_ratio=0.5, batch_size=8, precision="fp32")
+    model = build_model(inputs, strategy, cfg, 0)
+    term, kept = mitigation.forgetting_terms(inputs, strategy, model, cfg, 0)
+    assert kept["replay"]["objective"] == "masked-lm" and kept["replay"]["per_step"] == 4
+    model.train()
+    loss = term(model, 0)
+    assert 0.5 * 1.0 < loss.item() < 0.5 * 20  # weight x the cross-entropy of a random tiny model
+    loss.backward()
+    lora = [p for n, p in model.named_parameters() if "lora_B" in n]  # B: A has no gradient while B = 0
+    assert lora and any(p.grad is not None and p.grad.abs().sum() > 0 for p in lora)  # the deltas train
+    model.eval()  # without dropout: the same step, the same masking, the same loss
+    assert term(model, 3).item() == pytest.approx(term(model, 3).item())
+    # the plain tiny checkpoint has no head: embedding distillation, as for sentence-transformers models
+    inputs = _inputs(tiny_model, tiny_data)
+    model = build_model(inputs, strategy, cfg, 0)
+    assert mitigation.forgetting_terms(inputs, strategy, model, cfg, 0)[1]["replay"]["objective"] == (
+        "embedding-distillation"
+    )
 
 
 # -- bad input ----------------------------------------------------------------------------------------

@@ -6,7 +6,9 @@ EWC's Fisher is the pre-trained body's, on the --reference corpus (default: a sa
 inputs), cached under `<out>/cache/fisher/` beside the feature cache (`<out>/cache/features/`), so the
 strategies and seeds of a compare compute it once. Replay's targets, the original body's embeddings of
 the --replay texts, come from the pre-trained copy the runner holds anyway (no second model), once per
-text set: cached under `<out>/cache/replay/`.
+text set: cached under `<out>/cache/replay/`. A checkpoint with its own MLM head (not a sentence-embedding
+model) replays its pre-training objective instead: masked-LM loss through that head, frozen
+(backbones/mlm.py `MaskedLMReplay`).
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ import torch
 from safetensors.torch import load_file, save_file
 from transformers import PreTrainedTokenizerBase
 
+from .backbones.mlm import MaskedLMReplay, frozen_mlm_head
+from .backbones.pretraining import chunk_corpus
 from .data.text import read_corpus
 from .errors import TunebenchError
 from .model import pooled_embedding
@@ -164,10 +168,20 @@ def reference_fisher(inputs: RunInputs, cfg: TrainConfig) -> tuple[dict[str, tor
 
 
 def _replay(inputs: RunInputs, cfg: TrainConfig, seed: int) -> tuple[Replay, dict]:
-    """The replay objective for this backbone. Embedding models (sentence-transformers checkpoints):
-    distillation toward the original's pooled embeddings; other encoders get the same for now (a
-    masked-LM objective for checkpoints with an MLM head would be chosen here)."""
+    """The replay objective for this backbone: the checkpoint's own masked-LM objective when it has an
+    MLM head (and is not a sentence-embedding model); otherwise distillation toward the original's pooled
+    embeddings."""
     bb = inputs.backbone
+    tok = getattr(bb, "tokenizer", None)
+    head = None
+    if (
+        isinstance(tok, PreTrainedTokenizerBase)
+        and tok.mask_token_id is not None
+        and not _sentence_embedder(bb.path)
+    ):
+        head = frozen_mlm_head(bb.path, bb.trust_remote_code)
+    if head is not None:
+        return _mlm_replay(inputs, cfg, seed, head)
     rows = corpus_rows(inputs, cfg.replay, "--replay", REPLAY_TEXTS)
     device = resolve_device(cfg.device)
     precision = resolve_precision(device, cfg.precision)
@@ -184,7 +198,7 @@ def _replay(inputs: RunInputs, cfg: TrainConfig, seed: int) -> tuple[Replay, dic
     term = EmbeddingReplay(
         rows, targets, per_step, cfg.replay_ratio, _embed(bb.pooling), pad, precision, seed
     )
-    why = "a sentence-embedding model" if _sentence_embedder(bb.path) else "no masked-LM replay yet"
+    why = "a sentence-embedding model" if _sentence_embedder(bb.path) else "no MLM head in the checkpoint"
     log.info(
         "  replay: %d texts of %s, %d a step with weight %g, distilled toward the original's %s-pooled "
         "embeddings (%s)",
@@ -204,6 +218,26 @@ def _replay(inputs: RunInputs, cfg: TrainConfig, seed: int) -> tuple[Replay, dic
         "seconds": round(time.perf_counter() - t0, 2),
     }
     return term, record
+
+
+def _mlm_replay(inputs: RunInputs, cfg: TrainConfig, seed: int, head) -> tuple[Replay, dict]:
+    bb = inputs.backbone
+    texts = read_corpus(cfg.replay, getattr(inputs.bundle, "text_col", None), "--replay")
+    texts = [texts[i] for i in _sample(len(texts), REPLAY_TEXTS)]
+    chunks = chunk_corpus(bb.tokenizer, texts, inputs.max_length, split_long=False)
+    per_step = math.ceil(cfg.replay_ratio * cfg.batch_size)
+    log.info(
+        "  replay: %d texts of %s, %d a step with weight %g, masked-LM loss through the checkpoint's own head",
+        len(chunks), Path(cfg.replay).name, per_step, cfg.replay_ratio,
+    )  # fmt: skip
+    record = {
+        "file": Path(cfg.replay).name,
+        "texts": len(chunks),
+        "per_step": per_step,
+        "weight": cfg.replay_ratio,
+        "objective": "masked-lm",
+    }
+    return MaskedLMReplay(chunks, head, bb.tokenizer, per_step, cfg.replay_ratio, seed), record
 
 
 def _sentence_embedder(path: str) -> bool:

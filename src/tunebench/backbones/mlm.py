@@ -10,6 +10,8 @@ a new one, initialised as the architecture initialises it, tied to the input emb
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import torch
 from torch import nn
@@ -17,6 +19,7 @@ from transformers import AutoModelForMaskedLM
 from transformers.utils import logging as hf_logging
 
 from ..errors import TunebenchError
+from ..training.forgetting import Replay
 from .pretraining import Chunk, pad, vocabulary_head
 
 MASK_WORDS = 0.15
@@ -100,3 +103,41 @@ class WholeWordMasking:
             "target_mask": label_ids != -100,
             "labels": label_ids,
         }
+
+
+class MaskedLMReplay(Replay):
+    """Replay through the backbone's own pre-training objective, for checkpoints with an MLM head: each
+    step's replay texts (the next m = ceil(r * batch size) of a seeded permutation, cycling) are masked
+    as above and `weight * cross-entropy` of the masked tokens is added to the task loss. The body is
+    the model the task trains (its LoRA, adapter, BitFit and prefix deltas count); the head is the
+    checkpoint's, frozen, so the body is held to representations the original head still decodes."""
+
+    def __init__(
+        self, chunks: list[Chunk], head: nn.Module, tokenizer, per_step: int, weight: float, seed: int
+    ):
+        self.chunks, self.head, self.per_step, self.weight, self.seed = chunks, head, per_step, weight, seed
+        self.mask = WholeWordMasking(tokenizer)
+        self.order = np.random.default_rng(seed).permutation(len(chunks))
+        for p in head.parameters():
+            p.requires_grad_(False)
+
+    def __call__(self, model: nn.Module, step: int) -> torch.Tensor:
+        idx = self.order[(step * self.per_step + np.arange(self.per_step)) % len(self.order)]
+        batch = self.mask([self.chunks[i] for i in idx], np.random.default_rng([self.seed, step]))
+        device = next(model.parameters()).device
+        self.head.to(device)
+        labels = batch.pop("labels").to(device)
+        mask = batch.pop("target_mask").to(device)
+        hidden = model.backbone(**{k: v.to(device) for k, v in batch.items()}).last_hidden_state
+        logits = self.head(hidden[mask]).float()
+        return self.weight * nn.functional.cross_entropy(logits, labels[mask])
+
+
+def frozen_mlm_head(path: str, trust_remote_code: bool = False) -> nn.Module | None:
+    """The checkpoint's own MLM head as one module (a copy, tied to nothing the task trains), or None when
+    the checkpoint has none (or its head is several modules)."""
+    mlm, new = load_masked_lm(path, trust_remote_code)
+    head = vocabulary_head(mlm)
+    if new or head is None:
+        return None
+    return copy.deepcopy(head)
