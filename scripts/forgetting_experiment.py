@@ -59,6 +59,11 @@ def settings(a, corpus: Path) -> list[tuple[str, str, dict]]:
     return rows
 
 
+def cka(values: list | None) -> str:
+    """The encoder blocks' CKA (the embeddings layer left out), two decimals."""
+    return "–" if not values else " ".join("–" if v is None else f"{v:.2f}" for v in values[1:])
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data-dir", default="../shared/data")
@@ -77,7 +82,7 @@ def main() -> None:
     sts = DataConfig("stsb", data_dir=a.data_dir)
     results = []
     for method, setting, train in settings(a, corpus):
-        rows = tunebench.compare(data, strategies=a.strategies, out=out, train=train, show=False)
+        rows = tunebench.compare(data, strategies=a.strategies, out=out, train=train, show=False, drift=True)
         for record in rows.records:
             kept = forgetting(out / "runs" / record["key"], sts, show=False)
             results.append(
@@ -92,19 +97,21 @@ def main() -> None:
                     "stsb_fine_tuned": kept["fine_tuned"][kept["split"]],
                     "stsb_points": kept["difference_points"],
                     "train_seconds": record["times"]["training"],
+                    # per-layer linear CKA, original vs fine-tuned, on SST-2 dev (1 = unchanged)
+                    "cka": record.get("drift", {}).get("cka"),
                 }
             )
     (out / "forgetting-mitigation.json").write_text(json.dumps(results, indent=1))
     print(
         "| strategy | against forgetting | setting | SST-2 dev acc | SST-2 test acc "
-        "| STS-B Spearman (original → fine-tuned) | change (points) | training s |"
+        "| STS-B Spearman (original → fine-tuned) | change (points) | CKA per layer (1…6) | training s |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in results:
         print(
             f"| {r['strategy']} | {r['method']} | {r['setting']} | {r['dev_accuracy']:.4f} | "
             f"{r['test_accuracy']:.4f} | {r['stsb_original']:.4f} → {r['stsb_fine_tuned']:.4f} | "
-            f"{r['stsb_points']:+.1f} | {r['train_seconds']:.0f} |"
+            f"{r['stsb_points']:+.1f} | {cka(r['cka'])} | {r['train_seconds']:.0f} |"
         )
 
 
