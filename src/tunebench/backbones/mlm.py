@@ -16,11 +16,10 @@ import numpy as np
 import torch
 from torch import nn
 from transformers import AutoModelForMaskedLM
-from transformers.utils import logging as hf_logging
 
 from ..errors import TunebenchError
 from ..training.forgetting import Replay
-from .pretraining import Chunk, pad, vocabulary_head
+from .pretraining import Chunk, pad, quiet_transformers, vocabulary_head
 
 MASK_WORDS = 0.15
 MASK, RANDOM = 0.8, 0.1  # of the chosen tokens; the rest (0.1) keep their token
@@ -29,19 +28,16 @@ MASK, RANDOM = 0.8, 0.1  # of the chosen tokens; the rest (0.1) keep their token
 def load_masked_lm(path: str, trust_remote_code: bool = False) -> tuple[nn.Module, list[str]]:
     """The checkpoint as a *ForMaskedLM model in fp32 and the names of its newly initialised head
     weights (empty when the checkpoint has its own MLM head)."""
-    verbosity = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()  # missing head weights are reported by the caller, in one line
     try:
-        model, info = AutoModelForMaskedLM.from_pretrained(
-            path, dtype=torch.float32, trust_remote_code=trust_remote_code, output_loading_info=True
-        )
+        with quiet_transformers():  # missing head weights are reported by the caller, in one line
+            model, info = AutoModelForMaskedLM.from_pretrained(
+                path, dtype=torch.float32, trust_remote_code=trust_remote_code, output_loading_info=True
+            )
     except ValueError as err:  # an architecture without a masked-LM class (GPT-style, vision)
         raise TunebenchError(
             f"model '{path}': no masked-language-model form ({str(err).splitlines()[0]}); "
             "use --objective tsdae or an encoder such as BERT/RoBERTa"
         ) from None
-    finally:
-        hf_logging.set_verbosity(verbosity)
     prefix = model.base_model_prefix + "."
     new = sorted(k for k in info["missing_keys"] if not k.startswith(prefix))
     return model, new

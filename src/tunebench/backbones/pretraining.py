@@ -42,7 +42,7 @@ def chunk_corpus(tokenizer, texts: list[str], max_length: int, split_long: bool 
     inner = max_length - len(lead) - len(trail)
     chunks = []
     for start in range(0, len(texts), 1000):
-        with quiet_tokenizer():  # documents longer than the model's limit are expected: they are cut below
+        with quiet_transformers():  # documents longer than the model's limit are expected: they are cut below
             enc = tokenizer(texts[start : start + 1000], add_special_tokens=False, truncation=False)
         for i, ids in enumerate(enc["input_ids"]):
             words = [-1 if w is None else w for w in enc.word_ids(i)]
@@ -56,8 +56,9 @@ def chunk_corpus(tokenizer, texts: list[str], max_length: int, split_long: bool 
 
 
 @contextmanager
-def quiet_tokenizer():
-    """Silence transformers' "sequence length is longer than the maximum" warning while chunking."""
+def quiet_transformers():
+    """transformers' warnings silenced for a block: what we expect (a document over the model's limit, a
+    new head's missing weights) we report ourselves, in one line."""
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()
     try:

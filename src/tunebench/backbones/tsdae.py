@@ -12,10 +12,9 @@ import numpy as np
 import torch
 from torch import nn
 from transformers import AutoModelForCausalLM
-from transformers.utils import logging as hf_logging
 
 from ..errors import TunebenchError
-from .pretraining import Chunk, pad, vocabulary_head
+from .pretraining import Chunk, pad, quiet_transformers, vocabulary_head
 from .text import pool
 
 DELETE = 0.6
@@ -24,22 +23,19 @@ DELETE = 0.6
 def load_decoder(path: str, encoder: nn.Module, trust_remote_code: bool = False) -> nn.Module:
     """The checkpoint as a causal LM with cross-attention (fp32), tied to `encoder` wherever a weight of
     the same name and shape exists (embeddings, self-attention, feed-forward)."""
-    verbosity = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()  # the new cross-attention weights are expected
     try:
-        decoder = AutoModelForCausalLM.from_pretrained(
-            path,
-            dtype=torch.float32,
-            is_decoder=True,
-            add_cross_attention=True,
-            trust_remote_code=trust_remote_code,
-        )
+        with quiet_transformers():  # the new cross-attention weights are expected
+            decoder = AutoModelForCausalLM.from_pretrained(
+                path,
+                dtype=torch.float32,
+                is_decoder=True,
+                add_cross_attention=True,
+                trust_remote_code=trust_remote_code,
+            )
     except ValueError as err:
         raise TunebenchError(
             f"model '{path}': no decoder form for TSDAE ({str(err).splitlines()[0]}); use --objective mlm"
         ) from None
-    finally:
-        hf_logging.set_verbosity(verbosity)
     tie(decoder.base_model, encoder)
     return decoder
 

@@ -40,7 +40,8 @@ class TrainConfig:
     ewc: float = 0.0
     reference: str = ""
     # replay: `replay` (a corpus file) joins training, ceil(replay_ratio * batch_size) of its texts a step,
-    # distilled toward the original body's pooled embeddings with weight replay_ratio
+    # with weight replay_ratio: distilled toward the original body's pooled embeddings, or the masked-LM
+    # loss through the checkpoint's own MLM head when it has one (mitigation.py)
     replay: str = ""
     replay_ratio: float = 0.5
 
