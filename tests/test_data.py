@@ -5,9 +5,7 @@ from __future__ import annotations
 import csv
 import gzip
 import json
-import os
 import sys
-import time
 import types
 from pathlib import Path
 
@@ -26,8 +24,6 @@ from tunebench.data import (
     register_dataset,
 )
 from tunebench.errors import TunebenchError
-
-REAL_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 ROWS = [
     {"sentence": 'a "quoted" word, with comma', "label": "pos"},
@@ -384,30 +380,3 @@ def test_hub_dataset_through_a_fake_datasets_module(monkeypatch):
         DataConfig("me/offline"),
         "could not load 'me/offline' from the Hugging Face Hub (Couldn't reach the Hub)",
     )
-
-
-# ----------------------------------------------------------------------------- real data (slow)
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize(
-    "name, sizes",
-    [("sst2", (67349, 872, 1821)), ("imdb", (22500, 2500, 25000))],
-)
-def test_real_named_datasets(name, sizes, monkeypatch):
-    if not (REAL_DATA / name).is_dir():
-        pytest.skip(f"{REAL_DATA / name} not present")
-    monkeypatch.setenv("TUNEBENCH_DATA_DIR", str(REAL_DATA))
-    start = time.perf_counter()
-    b = load_text_classification(DataConfig(name))
-    seconds = time.perf_counter() - start
-    assert (len(b.train), len(b.dev), len(b.test)) == sizes and b.label_names == ["0", "1"]
-    assert seconds < 10, f"loading {name} took {seconds:.1f} s"
-    small = load_text_classification(DataConfig(name, train_size=200, eval_size=100, seed=1))
-    assert small.describe() == f"{name}: train 200 · dev 100 · test 100 · 2 classes"
-    assert (
-        small.fingerprint()
-        == load_text_classification(DataConfig(name, train_size=200, eval_size=100, seed=1)).fingerprint()
-    )
-    assert abs(small.train.labels.count(1) - 200 * b.train.labels.count(1) / len(b.train)) <= 1
-    assert os.environ["TUNEBENCH_DATA_DIR"] == str(REAL_DATA)
