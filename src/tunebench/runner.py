@@ -227,6 +227,10 @@ def prefix_model(inputs: RunInputs, model: TaskModel, source: FrozenSource):
     return PrefixModel(top, model.head), data
 
 
+def _plain_batches(inputs: RunInputs) -> dict:
+    return {s: inputs.task.batches(inputs.enc[s], inputs.backbone) for s in inputs.splits}
+
+
 def _run_gradient(
     inputs: RunInputs, strategy, cfg: TrainConfig, seed: int, run_dir: Path, hooks, report=None
 ) -> dict:
@@ -250,8 +254,7 @@ def _run_gradient(
     elif extra_loss is None and (cut := prefix_model(inputs, full_model, source)) is not None:
         model, data = cut
     else:
-        model = full_model
-        data = {s: task.batches(inputs.enc[s], inputs.backbone) for s in inputs.splits}
+        model, data = full_model, _plain_batches(inputs)
     if cfg.sampler == "balanced":
         data["train"] = imbalance.BalancedBatches(data["train"], data["train"].labels)
     loss_options = imbalance.loss_options(cfg, inputs.class_counts(), inputs.bundle.label_names)
@@ -275,9 +278,14 @@ def _run_gradient(
             extra_loss=extra_loss,
         )
     t0 = time.perf_counter()
+    if isinstance(model, HeadOnFeatures) and task.token_level:
+        # the cached word states are float16: score with the whole model, as its export predicts
+        model, data, result.best_outputs = full_model, _plain_batches(inputs), None
     with strategy.evaluating(model):
         logits = {  # dev: the best epoch's outputs, which the restored model would give again
-            s: result.best_outputs if s == "dev" else predict_logits(model, data[s], cfg, device)
+            s: result.best_outputs
+            if s == "dev" and result.best_outputs is not None
+            else predict_logits(model, data[s], cfg, device)
             for s in inputs.splits
             if s != "train"
         }
