@@ -116,13 +116,14 @@ def informative_data(tmp_path, n_train=160, target="label"):
 
 def test_the_columns_carry_the_label_when_the_text_cannot(tiny_model, tmp_path):
     """Labels only the `shop` column knows: the metadata baseline, the fused linear probe and the fusion
-    head (head-only, last-k, LoRA) all learn them; the text alone stays near chance."""
+    head (head-only, last-k, LoRA) all learn them; the text alone stays near chance. 16 epochs: at 8,
+    a few seeds in ten are still short of 0.9 (head 0.80-1.0 over seeds 0-9; at 16, 0.97-1.0)."""
     data = informative_data(tmp_path)
     kw = {
         "model": tiny_model,
         "out": tmp_path / "out",
         "show": False,
-        "train": {"batch_size": 16, "epochs": 8},
+        "train": {"batch_size": 16, "epochs": 16},
     }
     names = ["metadata", "features", "head", "last-k", "lora"]
     options = {"last-k": {"k": "1"}, "lora": {"r": "2", "alpha": "4"}}

@@ -152,17 +152,23 @@ def test_cli_strategies_says_why_cosine_does_not_apply(capsys):
 def test_frozen_span_reader_learns_which_word_the_question_asks_for(tiny_model, qa_data, tmp_path):
     """The `features` strategy on QA: cached token states of the frozen model -> span reader. Each
     context holds both answers (a positive and a negative word), so a model blind to the question is
-    right at most half the time; the reader attends to the question and is not."""
+    right at most half the time; the reader attends to the question and is not. On 24 test questions
+    one reader's exact match moves by 15-20 points from seed to seed (60 seeds at lr 3e-3: mean 70,
+    one in two at 75 or more; 10 at 1e-2: mean 75), so the reader is judged on the mean of five."""
     common = dict(model=tiny_model, task="question-answering", out=tmp_path, max_length=48, show=False)
     # the tiny random model's word identity sits in its embeddings: mix them in (last 4 of 3 layers)
-    opts = {"layers": "weighted-last-4", "tagger_epochs": "100", "tagger_lr": "3e-3"}
-    tunebench.compare(qa_data, strategies=["features"], options={"features": opts}, **common)
+    opts = {"layers": "weighted-last-4", "tagger_epochs": "100", "tagger_lr": "1e-2"}
+    seeds = list(range(5))
+    tunebench.compare(qa_data, strategies=["features"], options={"features": opts}, seeds=seeds, **common)
     linear = {**opts, "classifier": "logreg"}
     tunebench.compare(qa_data, strategies=["features"], options={"features": linear}, **common)
-    runs = {r["settings"]["classifier"]: r for r in RunStore(tmp_path).all()}
-    assert runs["bilstm"]["trainable_params"] > runs["logreg"]["trainable_params"]
-    assert runs["bilstm"]["test_metrics"]["exact_match"] >= 75, runs["bilstm"]["test_metrics"]
-    assert runs["logreg"]["test_metrics"]["exact_match"] <= 50, runs["logreg"]["test_metrics"]
+    runs = RunStore(tmp_path).all()
+    reader = [r for r in runs if r["settings"]["classifier"] == "bilstm"]
+    (logreg,) = [r for r in runs if r["settings"]["classifier"] == "logreg"]
+    assert len(reader) == len(seeds) and reader[0]["trainable_params"] > logreg["trainable_params"]
+    exact = [r["test_metrics"]["exact_match"] for r in reader]
+    assert np.mean(exact) >= 65, exact
+    assert logreg["test_metrics"]["exact_match"] <= 50, logreg["test_metrics"]
 
 
 def test_qa_features_default_to_the_reader_on_learned_layer_weights():

@@ -27,6 +27,7 @@ from ..errors import TunebenchError
 from ..measure import training_heap
 from ..progress import bar
 from .config import TrainConfig
+from .dropout import cheap_dropout
 from .optim import lr_lambda, make_optimizer
 
 log = logging.getLogger("tunebench")
@@ -194,6 +195,7 @@ def fit(
     metric = metric or task.primary_metric
     loss_options = {k: v.to(device) if torch.is_tensor(v) else v for k, v in (loss_options or {}).items()}
     model.to(device)
+    cheap_dropout(model)  # the same dropout, a cheaper mask on the CPU (training/dropout.py)
     run = torch.compile(model) if cfg.compile else model  # same parameters; `model` stays the handle
     torch.manual_seed(seed)
     # batches of several tasks (training/mixing.py) count each task's last, partial batch

@@ -1,0 +1,71 @@
+"""Dropout with a cheaper random mask on the CPU.
+
+torch's CPU dropout draws one Bernoulli sample per element (`bernoulli_`): about 5 ns an element here,
+so on a MiniLM step the masks of the hidden, attention and LoRA dropouts cost more than the matrix
+products they sit between. `keep_mask` draws 64 random bits at a time and reads them as four 16-bit
+numbers, each compared with a threshold: the same distribution (an element is dropped with probability
+p rounded to 1/65536, and the kept ones are scaled by the exact 1 / (1 - p') of that rounded p'), drawn
+from torch's seeded generator (same seed, same masks), about 5x faster. The mask is kept as bool for
+the backward pass, as torch's own dropout keeps it. On other devices torch's dropout is used unchanged.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+_LEVELS = 1 << 16
+
+
+def keep_mask(shape: torch.Size, p: float, device: torch.device) -> tuple[torch.Tensor, float]:
+    """A bool mask of `shape` keeping each element with probability 1 - p' (p' = p rounded to 1/65536)
+    and the scale 1 / (1 - p') that keeps the expectation."""
+    drop = round(p * _LEVELS)
+    n = 1
+    for d in shape:
+        n *= d
+    words = torch.empty((n + 3) // 4, dtype=torch.int64, device=device).random_(-(2**63), None)
+    bits = words.view(torch.int16)[:n].view(shape)  # uniform over the 65,536 int16 values
+    return bits >= drop - _LEVELS // 2, _LEVELS / (_LEVELS - drop)
+
+
+class _Masked(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, keep: torch.Tensor, scale: float) -> torch.Tensor:
+        ctx.save_for_backward(keep)
+        ctx.scale = scale
+        return x * keep * scale
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        (keep,) = ctx.saved_tensors
+        return grad * keep * ctx.scale, None, None
+
+
+def dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
+    """`F.dropout(x, p, training)` with the cheaper mask on the CPU."""
+    if not training or p == 0.0:
+        return x
+    if x.device.type != "cpu" or p >= 1.0:
+        return nn.functional.dropout(x, p, training)
+    keep, scale = keep_mask(x.shape, p, x.device)
+    return _Masked.apply(x, keep, scale)
+
+
+class CheapDropout(nn.Dropout):
+    """An `nn.Dropout` (same `p`, same isinstance) whose CPU mask is `keep_mask`'s."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return dropout(x, self.p, self.training)
+
+
+def cheap_dropout(model: nn.Module) -> int:
+    """Replace every plain `nn.Dropout` in `model` by a `CheapDropout` of the same rate (in place; they
+    hold no weights, so state dicts and exports are unchanged). Returns how many were replaced."""
+    plain = [
+        (name, m) for name, m in model.named_modules() if name and type(m) is nn.Dropout and not m.inplace
+    ]
+    for name, m in plain:
+        parent, _, child = name.rpartition(".")
+        setattr(model.get_submodule(parent), child, CheapDropout(m.p))
+    return len(plain)
