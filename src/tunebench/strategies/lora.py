@@ -4,11 +4,13 @@ from dataclasses import dataclass
 import torch
 from peft import LoraConfig, get_peft_model
 from peft.tuners.lora import LoraLayer
+from peft.tuners.lora.layer import Linear
 from torch import nn
 
 from ..errors import TunebenchError
 from .base import STRATEGIES, Hints, Strategy, n_params
 from .export import PeftExport
+from .lora_linear import LoraLinear
 
 
 def lora_layers(model: nn.Module) -> list[LoraLayer]:
@@ -99,6 +101,9 @@ class LoRA(PeftExport, Strategy):
             raise TunebenchError(
                 f"lora: {str(err).splitlines()[0]} (set --opt lora.targets=name1,name2)"
             ) from None
+        for m in model.backbone.modules():
+            if type(m) is Linear:
+                m.__class__ = LoraLinear  # the same layer with a leaner CPU training step
         return model
 
     @contextmanager
