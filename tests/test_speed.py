@@ -4,6 +4,10 @@ gives again."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -142,3 +146,22 @@ def test_a_parked_module_frees_its_weights_and_gets_them_back_bit_for_bit():
     after = module.state_dict()
     assert all(torch.equal(after[n], t) for n, t in before.items())
     assert all(p.requires_grad for p in module.parameters())
+
+
+def test_importing_tunebench_bounds_the_cpu_kernel_caches_unless_the_user_set_them():
+    code = "import os, tunebench; print(os.environ['ONEDNN_PRIMITIVE_CACHE_CAPACITY'], os.environ['LRU_CACHE_CAPACITY'])"
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "LRU_CACHE_CAPACITY")
+    }
+    ours = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert ours.stdout.split() == ["64", "64"]
+    theirs = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**env, "LRU_CACHE_CAPACITY": "500"},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert theirs.stdout.split() == ["64", "500"]
