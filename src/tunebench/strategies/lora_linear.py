@@ -42,12 +42,14 @@ class _LoraStep(torch.autograd.Function):
         dy = grad.reshape(-1, grad.shape[-1]).to(weight.dtype)
         g = (dy @ b).mul_(ctx.alpha)  # d loss / d h, scaled
         grad_b = (dy.t() @ h).mul_(ctx.alpha)
-        through_a = g @ a
-        if keep is not None:
-            through_a.mul_(keep)
-        grad_x = torch.addmm(through_a, dy, weight)
+        grad_x = None
+        if ctx.needs_input_grad[0]:  # not below the first trainable layer (frozen embeddings)
+            through_a = g @ a
+            if keep is not None:
+                through_a.mul_(keep)
+            grad_x = torch.addmm(through_a, dy, weight).reshape(ctx.shape)
         grad_a = g.t() @ (rows if keep is None else rows * keep)
-        return grad_x.reshape(ctx.shape), None, None, grad_a, grad_b, None, None
+        return grad_x, None, None, grad_a, grad_b, None, None
 
 
 class LoraLinear(Linear):
