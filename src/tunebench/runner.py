@@ -239,7 +239,10 @@ def _run_gradient(
     full_model = build_model(inputs, strategy, cfg, seed)
     source = inputs.source(cfg)
     extra_loss, kept = forgetting_terms(inputs, strategy, full_model, cfg, seed)  # --ewc, --replay
-    if strategy.uses_cached_features and task.head_on_cached_features():  # head-only: features once
+    on_features = strategy.uses_cached_features and task.head_on_cached_features()
+    # token tasks' cached word states are float16: they train and select, the whole model scores (below)
+    scored_whole = on_features and task.token_level
+    if on_features:  # head-only: features once
         pooling = inputs.backbone.pooling
         model = HeadOnFeatures(full_model.head)
         data = {
@@ -249,6 +252,7 @@ def _run_gradient(
                 inputs.enc[s].extra,
             )
             for s in inputs.splits
+            if not scored_whole or s in ("train", "dev")
         }
     # last-k: frozen blocks once (not with EWC or replay: they read the whole body)
     elif extra_loss is None and (cut := prefix_model(inputs, full_model, source)) is not None:
@@ -278,8 +282,7 @@ def _run_gradient(
             extra_loss=extra_loss,
         )
     t0 = time.perf_counter()
-    if isinstance(model, HeadOnFeatures) and task.token_level:
-        # the cached word states are float16: score with the whole model, as its export predicts
+    if scored_whole:  # as its export predicts
         model, data, result.best_outputs = full_model, _plain_batches(inputs), None
     with strategy.evaluating(model):
         logits = {  # dev: the best epoch's outputs, which the restored model would give again
