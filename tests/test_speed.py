@@ -16,7 +16,7 @@ from conftest import options_for, tiny_of
 from tunebench.runner import RunInputs, build_model
 from tunebench.strategies import STRATEGIES
 from tunebench.tasks import get_task
-from tunebench.training import loop
+from tunebench.training import inference, loop
 from tunebench.training.config import TrainConfig
 from tunebench.training.loop import fit, predict_logits, resolve_precision
 
@@ -165,3 +165,35 @@ def test_importing_tunebench_bounds_the_cpu_kernel_caches_unless_the_user_set_th
         check=True,
     )
     assert theirs.stdout.split() == ["64", "500"]
+
+
+def test_predictors_of_one_architecture_are_timed_once_per_compare():
+    _, inputs, cfg, full = prepared("full")
+    _, _, _, head = prepared("head")
+    _, _, _, lora = prepared("lora")
+    with torch.no_grad():  # trained weights and a train-mode dropout change nothing it costs
+        for p in full.parameters():
+            p.add_(1.0)
+    full.train()
+    assert inference.architecture(full) == inference.architecture(head)
+    assert inference.architecture(lora) != inference.architecture(full)
+    wider = build_model(inputs, STRATEGIES.get("full").from_options({}), cfg, 0)
+    wider.head.pooling = "cls" if wider.head.pooling != "cls" else "mean"
+    assert inference.architecture(wider) != inference.architecture(full)
+
+    memo, timed = {}, []
+
+    def batches_of(n):
+        timed.append(n)
+        return inputs.dev_batches(n)
+
+    cpu = torch.device("cpu")
+    first = inference.inference_cost(full, batches_of, cfg, cpu, memo=memo)
+    assert timed and first["latency_ms"] > 0 and first["examples_per_second"] > 0
+    timed.clear()
+    assert inference.inference_cost(head, batches_of, cfg, cpu, memo=memo) == first
+    assert not timed  # the same architecture: not run again
+    inference.inference_cost(lora, batches_of, cfg, cpu, memo=memo)
+    assert timed  # another architecture: timed
+    inference.inference_cost(head, batches_of, cfg.replace(precision="bf16"), cpu, memo=memo)
+    assert len(memo) == 3  # another precision: timed apart

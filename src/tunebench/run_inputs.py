@@ -26,6 +26,9 @@ class RunInputs:
     use_test: bool = True  # False for search trials: selection sees dev only, test is never scored
     metric: str | None = None  # the dev metric that selects (--select); None: the task's primary one
     metric_reason: str = ""  # why that metric (imbalance.selection_metric), kept in every run record
+    costs: dict = field(
+        default_factory=dict
+    )  # inference cost per predictor architecture (training/inference.py)
 
     def __post_init__(self):
         for name in ("train", "dev", "test"):

@@ -151,7 +151,11 @@ def _run_features(inputs: RunInputs, strategy, cfg: TrainConfig, seed: int, run_
         # cost stands in for the linear map on both)
         head = inputs.head(pooling, 0.0)
         cost = inference_cost(
-            TaskModel(inputs.backbone.model, head), inputs.dev_batches, cfg, resolve_device(cfg.device)
+            TaskModel(inputs.backbone.model, head),
+            inputs.dev_batches,
+            cfg,
+            resolve_device(cfg.device),
+            memo=inputs.costs,
         )
     n_params = estimator.n_trainable_
     backbone_params = sum(p.numel() for p in inputs.backbone.model.parameters()) if strategy.reads_text else 0
@@ -293,7 +297,7 @@ def _run_gradient(
             if s != "train"
         }
     eval_s = result.eval_seconds + time.perf_counter() - t0
-    cost = inference_cost(full_model, inputs.dev_batches, cfg, device, strategy.evaluating)
+    cost = inference_cost(full_model, inputs.dev_batches, cfg, device, strategy.evaluating, inputs.costs)
     trainable, total = count_parameters(full_model)
     full_model.to("cpu")
     fields = manifest(inputs, strategy, cfg, inputs.backbone.pooling)
