@@ -8,9 +8,11 @@ import pytest
 import torch
 from conftest import options_for, tiny_of
 
+import tunebench
 from tunebench import extract, runner
 from tunebench.backbones import prefix
 from tunebench.runner import RunInputs, build_model, prefix_model, run_one
+from tunebench.store import RunStore
 from tunebench.strategies import STRATEGIES
 from tunebench.tasks import get_task
 from tunebench.training.config import TrainConfig
@@ -111,3 +113,72 @@ def test_an_encoder_that_cannot_be_cut_runs_whole(monkeypatch):
 
     monkeypatch.setattr(prefix, "_mask_builder", lambda base: [hide_first])
     assert prefix_model(inputs, model, inputs.source(cfg)) is None
+
+
+def test_prefix_depths_are_those_later_runs_read_from_the_cache():
+    _, inputs, cfg = setup("text-classification", "last-k")
+    layers = inputs.backbone.model.config.num_hidden_layers
+    plans = [
+        (STRATEGIES.get(n).from_options(options_for("text-classification", [n])[n]), cfg)
+        for n in STRATEGIES.names()
+    ]
+    k = next(s for s, _ in plans if s.name == "last-k").k
+    assert runner.prefix_depths(inputs, plans) == {layers - k}  # head reads pooled features, full no prefix
+    last_k = next(p for p in plans if p[0].name == "last-k")
+    assert runner.prefix_depths(inputs, [(last_k[0], cfg.replace(ewc=1.0))]) == set()  # EWC runs the body
+
+
+def test_the_features_pass_writes_last_ks_prefix_states_bit_for_bit(tmp_path):
+    strategy, inputs, cfg = setup("text-classification", "last-k", tmp_path)
+    depth = inputs.backbone.model.config.num_hidden_layers - strategy.k
+    inputs.prefetch = runner.prefix_depths(inputs, [(strategy, cfg)])
+    rows = inputs.enc["train"].rows
+    inputs.source(cfg).pools(rows)
+    later = inputs.source(cfg, prefetch=False)
+    states, offsets = later.prefix(rows, depth)
+    assert later.seconds == 0.0  # written by the pools pass, not computed again
+    fresh, fresh_offsets = (
+        RunInputs(inputs.task, inputs.backbone, inputs.bundle, None, inputs.max_length)
+        .source(cfg)
+        .prefix(rows, depth)
+    )
+    np.testing.assert_array_equal(offsets, fresh_offsets)
+    np.testing.assert_array_equal(states, fresh)
+
+
+def test_an_interrupted_features_pass_leaves_no_prefix_entry(tmp_path, monkeypatch):
+    strategy, inputs, cfg = setup("text-classification", "last-k", tmp_path)
+    inputs.prefetch = runner.prefix_depths(inputs, [(strategy, cfg)])
+
+    def interrupted(self, idx, hidden):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(extract.PrefixFile, "put_batch", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        inputs.source(cfg).pools(inputs.enc["train"].rows)
+    assert not list((tmp_path / "cache").rglob("*.npy"))  # neither an entry nor a temporary file
+
+
+def test_a_compare_runs_last_ks_frozen_blocks_with_the_features_pass(tmp_path):
+    """The last-k run of a ladder with `features` computes nothing frozen itself and measures exactly
+    what it measures alone."""
+    tiny = tiny_of("text-classification")
+    options = options_for("text-classification", ["features", "last-k"])
+
+    def compare(names, out):
+        tunebench.compare(
+            tiny.data,
+            model=tiny.model,
+            strategies=names,
+            out=out,
+            train=tiny.train,
+            options=options,
+            show=False,
+        )
+        return {r["strategy"]: r for r in RunStore(out).all()}
+
+    both = compare(["features", "last-k"], tmp_path / "both")
+    alone = compare(["last-k"], tmp_path / "alone")
+    assert both["last-k"]["times"]["extraction"] == 0.0 < alone["last-k"]["times"]["extraction"]
+    for split in ("dev", "test"):
+        assert both["last-k"][f"{split}_metrics"] == alone["last-k"][f"{split}_metrics"]

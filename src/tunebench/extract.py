@@ -40,9 +40,11 @@ def cache_key(model_ref: str, rows: list[dict], max_length: int) -> str:
 
 @torch.no_grad()
 def all_layer_pools(
-    model, rows: list[dict], pad_id: int, batch_size: int, device: str, precision: str
+    model, rows: list[dict], pad_id: int, batch_size: int, device: str, precision: str, keep=None
 ) -> np.ndarray:
-    """(N, L+1, 2, H): per layer, [CLS] (index 0) and mean (index 1) pooled hidden states."""
+    """(N, L+1, 2, H): per layer, [CLS] (index 0) and mean (index 1) pooled hidden states. `keep`
+    ({depth: PrefixFile}) also receives the token states after those blocks, for a later last-k."""
+    keep = keep or {}
     dev = resolve_device(device)
     model.to(dev).eval()
     data = TokenBatches(rows, None, pad_id)
@@ -59,14 +61,51 @@ def all_layer_pools(
             if out is None:
                 out = np.zeros((len(rows),) + tuple(pooled.shape[1:]), dtype=np.float32)
             out[idx] = pooled.cpu().numpy()
+            for depth, file in keep.items():
+                file.put_batch(idx, hs[depth])
             advance(1)
     return out
+
+
+class PrefixFile:
+    """A frozen-prefix cache entry ((sum of row lengths, H) .npy, rows end to end at `offsets`) written
+    batch by batch with plain file writes (pages written through a memory map count in the process's
+    memory), under a temporary name until `close` renames it into place; `abort` removes it."""
+
+    def __init__(self, path: Path, offsets: np.ndarray, hidden: int, dtype):
+        self.path, self.offsets, self.dtype = path, offsets, np.dtype(dtype)
+        self.tmp = path.with_suffix(f".{os.getpid()}.tmp.npy")  # this process's name: workers share the cache
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.file = open(self.tmp, "wb")  # noqa: SIM115 (closed by close / abort)
+        shape = (int(offsets[-1]), hidden)
+        header = {"descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False, "shape": shape}
+        np.lib.format.write_array_header_1_0(self.file, header)
+        self.start = self.file.tell()
+        self.row_bytes = hidden * self.dtype.itemsize
+        self.file.truncate(self.start + shape[0] * self.row_bytes)
+
+    def put_batch(self, idx, hidden: torch.Tensor) -> None:
+        """Row idx[j] of the inputs is `hidden[j]` (B, T, H) cut to its own length."""
+        states = hidden.float().cpu().numpy().astype(self.dtype, copy=False)
+        for j, i in enumerate(idx):
+            a, b = self.offsets[i], self.offsets[i + 1]
+            os.pwrite(self.file.fileno(), states[j, : b - a].tobytes(), self.start + int(a) * self.row_bytes)
+
+    def close(self) -> None:
+        self.file.close()
+        self.tmp.replace(self.path)  # atomic: an interrupted extraction never leaves a partial entry
+
+    def abort(self) -> None:
+        self.file.close()
+        self.tmp.unlink(missing_ok=True)
 
 
 class FrozenSource:
     """Frozen forward passes of one backbone, cached on disk under `<out>/cache/features/` (no cache
     when `root` is None) and keyed by model, tokenized inputs and max length. `seconds` adds up the
-    forward-pass time actually spent (0 on cache hits); the runner reads it per run."""
+    forward-pass time actually spent (0 on cache hits); the runner reads it per run. The pass that
+    pools every layer also writes the prefix states of the `prefetch` depths (the runs still to come
+    of this compare read them), so the blocks below run once for both."""
 
     def __init__(
         self,
@@ -76,8 +115,12 @@ class FrozenSource:
         batch_size: int = 128,
         device: str = "auto",
         precision: str = "auto",
+        prefetch: frozenset[int] = frozenset(),
     ):
         self.backbone = backbone
+        self.prefetch = (
+            prefetch  # depths whose prefix states a pools pass also writes (for later last-k runs)
+        )
         self.root = Path(root) / "cache" / "features" if root else None
         self.max_length = max_length
         self.batch_size = batch_size
@@ -115,9 +158,21 @@ class FrozenSource:
 
         def compute():
             self.tokens += sum(len(r["input_ids"]) for r in rows)
-            return all_layer_pools(
-                self.backbone.model, rows, pad, self.batch_size, self.device, self.precision
-            )
+            keep = {}
+            for depth in sorted(self.prefetch):
+                if (path := self._prefix_path(rows, depth)) is not None and not path.is_file():
+                    keep[depth] = PrefixFile(path, *self._prefix_layout(rows))
+            try:
+                out = all_layer_pools(
+                    self.backbone.model, rows, pad, self.batch_size, self.device, self.precision, keep
+                )
+            except BaseException:
+                for file in keep.values():
+                    file.abort()
+                raise
+            for file in keep.values():
+                file.close()
+            return out
 
         return self.cached(cache_key(self.model_ref, rows, self.max_length), compute)
 
@@ -138,40 +193,55 @@ class FrozenSource:
         `<out>/cache/prefix/` (computed once per model, depth and inputs; float32 up to 2 GiB, else
         float16), so last-k runs its frozen blocks once per compare instead of every step."""
         bb = self.backbone
-        lengths = np.asarray([len(r["input_ids"]) for r in rows], dtype=np.int64)
-        offsets = np.concatenate([[0], np.cumsum(lengths)])
-        key = cache_key(f"{self.model_ref}|prefix-{depth}", rows, self.max_length)
-        path = self.root.parent / "prefix" / f"{key}.npy" if self.root else None
+        offsets, hidden, dtype = self._prefix_layout(rows)
+        path = self._prefix_path(rows, depth)
         if path is not None and path.is_file():
             return np.load(path, mmap_mode="r"), offsets
-        shape = (int(offsets[-1]), bb.hidden_size)
-        dtype = np.float32 if shape[0] * shape[1] * 4 <= PREFIX_FP32_LIMIT else np.float16
         t0 = time.perf_counter()
         if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(f".{os.getpid()}.tmp.npy")  # this process's name: workers share the cache
-            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=shape)
+            file = PrefixFile(path, offsets, hidden, dtype)
         else:
-            out = np.zeros(shape, dtype=dtype)
+            out = np.zeros((int(offsets[-1]), hidden), dtype=dtype)
         dev = resolve_device(self.device)
         model = bb.model.to(dev).eval()
         data = TokenBatches(rows, None, bb.tokenizer.pad_token_id or 0)
-        with torch.no_grad(), bar(f"frozen blocks 1-{depth}", -(-len(rows) // self.batch_size)) as advance:
-            for idx, batch in data.eval_batches(self.batch_size):
-                with autocast(dev, self.precision):
-                    hidden = bottom_states(model, {k: v.to(dev) for k, v in batch.items()}, depth)
-                hidden = hidden.float().cpu().numpy()
-                for j, i in enumerate(idx):
-                    out[offsets[i] : offsets[i + 1]] = hidden[j, : lengths[i]]
-                advance(1)
+        try:
+            with (
+                torch.no_grad(),
+                bar(f"frozen blocks 1-{depth}", -(-len(rows) // self.batch_size)) as advance,
+            ):
+                for idx, batch in data.eval_batches(self.batch_size):
+                    with autocast(dev, self.precision):
+                        hidden_states = bottom_states(model, {k: v.to(dev) for k, v in batch.items()}, depth)
+                    if path is not None:
+                        file.put_batch(idx, hidden_states)
+                    else:
+                        states = hidden_states.float().cpu().numpy()
+                        for j, i in enumerate(idx):
+                            out[offsets[i] : offsets[i + 1]] = states[j, : offsets[i + 1] - offsets[i]]
+                    advance(1)
+        except BaseException:
+            if path is not None:
+                file.abort()
+            raise
         self.seconds += time.perf_counter() - t0
         self.tokens += int(offsets[-1])
         if path is None:
             return out, offsets
-        out.flush()
-        del out
-        tmp.replace(path)  # atomic: an interrupted extraction never leaves a partial cache entry
+        file.close()
         return np.load(path, mmap_mode="r"), offsets
+
+    def _prefix_layout(self, rows: list[dict]) -> tuple[np.ndarray, int, type]:
+        """Row offsets (N + 1,), width and dtype of a prefix cache entry of `rows`."""
+        lengths = np.asarray([len(r["input_ids"]) for r in rows], dtype=np.int64)
+        offsets = np.concatenate([[0], np.cumsum(lengths)])
+        hidden = self.backbone.hidden_size
+        dtype = np.float32 if int(offsets[-1]) * hidden * 4 <= PREFIX_FP32_LIMIT else np.float16
+        return offsets, hidden, dtype
+
+    def _prefix_path(self, rows: list[dict], depth: int) -> Path | None:
+        key = cache_key(f"{self.model_ref}|prefix-{depth}", rows, self.max_length)
+        return self.root.parent / "prefix" / f"{key}.npy" if self.root else None
 
     @torch.no_grad()
     def _token_states(self, rows: list[dict], name: str, pick) -> np.ndarray:

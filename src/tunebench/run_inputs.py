@@ -26,9 +26,9 @@ class RunInputs:
     use_test: bool = True  # False for search trials: selection sees dev only, test is never scored
     metric: str | None = None  # the dev metric that selects (--select); None: the task's primary one
     metric_reason: str = ""  # why that metric (imbalance.selection_metric), kept in every run record
-    costs: dict = field(
-        default_factory=dict
-    )  # inference cost per predictor architecture (training/inference.py)
+    prefetch: frozenset = frozenset()  # prefix depths later runs read (runner.prefix_depths)
+    # inference cost per predictor architecture (training/inference.py)
+    costs: dict = field(default_factory=dict)
 
     def __post_init__(self):
         for name in ("train", "dev", "test"):
@@ -85,10 +85,17 @@ class RunInputs:
             enc = replace(enc, groups=None)
         return self.task.score(outputs, enc, self.split(name), self.bundle.label_names)
 
-    def source(self, cfg: TrainConfig) -> FrozenSource:
-        """Frozen forward passes of the backbone, cached under the output folder."""
+    def source(self, cfg: TrainConfig, prefetch: bool = True) -> FrozenSource:
+        """Frozen forward passes of the backbone, cached under the output folder; its all-layer passes
+        also write the `prefetch` depths' prefix states unless `prefetch` is False."""
         return FrozenSource(
-            self.backbone, self.out_dir, self.max_length, cfg.eval_batch_size, cfg.device, cfg.precision
+            self.backbone,
+            self.out_dir,
+            self.max_length,
+            cfg.eval_batch_size,
+            cfg.device,
+            cfg.precision,
+            self.prefetch if prefetch else frozenset(),
         )
 
     def label_counts(self, split: str) -> dict[str, int] | None:

@@ -12,6 +12,7 @@ import shutil
 import time
 import traceback
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 from safetensors.numpy import save_file as save_np
@@ -119,7 +120,7 @@ def _run_features(inputs: RunInputs, strategy, cfg: TrainConfig, seed: int, run_
     forgetting_terms(inputs, strategy, None, cfg, seed)  # --ewc / --replay: nothing trains here (logged)
     pooling = inputs.backbone.pooling if strategy.pooling == "auto" else strategy.pooling
     per_example = strategy.pairwise
-    source = inputs.source(cfg)
+    source = inputs.source(cfg, prefetch=not strategy.pairwise)  # pairwise: single texts, not last-k's rows
     X = {
         s: frozen_inputs(task, strategy, source, inputs.enc[s], inputs.split(s), pooling, inputs.columns)
         for s in inputs.splits
@@ -229,6 +230,22 @@ def prefix_model(inputs: RunInputs, model: TaskModel, source: FrozenSource):
         return None
     data = {s: StateBatches(*source.prefix(inputs.enc[s].rows, depth), t) for s, t in tokens.items()}
     return PrefixModel(top, model.head), data
+
+
+def prefix_depths(inputs: RunInputs, plans) -> frozenset[int]:
+    """The frozen depths whose prefix states `plans` ((strategy, cfg) pairs still to run) will read
+    (last-k: L - k), so that the compare's first all-layer frozen pass writes them beside its features."""
+    view = SimpleNamespace(backbone=inputs.backbone.model)  # frozen_blocks reads only the block stack
+    depths = set()
+    for strategy, cfg in plans:
+        on_features = strategy.uses_cached_features and inputs.task.head_on_cached_features()
+        if strategy.kind != "gradient" or on_features or cfg.ewc or cfg.replay:
+            continue
+        try:
+            depths.add(strategy.frozen_blocks(view))
+        except TunebenchError:  # no block stack this architecture's way: no cache to fill
+            continue
+    return frozenset(depths - {0})
 
 
 def _plain_batches(inputs: RunInputs) -> dict:

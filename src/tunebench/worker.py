@@ -24,7 +24,7 @@ import optuna
 from optuna.trial import TrialState
 
 from . import trials
-from .runner import RunInputs, run_one
+from .runner import RunInputs, prefix_depths, run_one
 from .store import RunStore, run_key
 from .trackers import log_run
 
@@ -91,6 +91,8 @@ class Ladder:
         self.trackers = trackers or []
         self.fixed_plans = fixed
         self.plans = {p.key: p for p in fixed}  # every run this command wants, by key
+        pending = [(p.strategy, p.cfg) for p in fixed if self.store.finished(p.key) is None]
+        inputs.prefetch = prefix_depths(inputs, pending)  # last-k's frozen blocks run with the features pass
         self.finals: dict[str, list[Plan]] = {}  # strategy -> its best configuration on every seed
         with trials.taking_work(url):
             self.queue = trials.study(url, f"tunebench:{base}:runs")
