@@ -197,3 +197,42 @@ def test_predictors_of_one_architecture_are_timed_once_per_compare():
     assert timed  # another architecture: timed
     inference.inference_cost(head, batches_of, cfg.replace(precision="bf16"), cpu, memo=memo)
     assert len(memo) == 3  # another precision: timed apart
+
+
+def test_an_evaluation_pass_casts_each_weight_to_bf16_once_and_predicts_the_same():
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    strategy, inputs, cfg, model = prepared("last-k")  # frozen and trainable weights both
+    cfg = cfg.replace(precision="bf16", eval_batch_size=4)
+    dev = inputs.task.batches(inputs.enc["dev"], inputs.backbone)
+    weights = {m.weight.data_ptr() for m in model.modules() if isinstance(m, torch.nn.Linear)}
+    frozen = [n for n, p in model.named_parameters() if not p.requires_grad]
+
+    class WeightCasts(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.count = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            if func is torch.ops.aten._to_copy.default and args[0].data_ptr() in weights:
+                self.count += 1
+            return func(*args, **(kwargs or {}))
+
+    def per_batch(model, data, cfg, device):  # the old way: autocast entered and left per batch
+        out = np.zeros((len(data), 2), dtype=np.float32)
+        with torch.no_grad():
+            for idx, batch in data.eval_batches(cfg.eval_batch_size):
+                batch.pop("labels", None)
+                with loop.autocast(device, cfg.precision):
+                    out[idx] = model(**batch).float().numpy()
+        return out
+
+    cpu = torch.device("cpu")
+    with WeightCasts() as once:
+        kept = predict_logits(model, dev, cfg, cpu)
+    with WeightCasts() as each:
+        plain = per_batch(model, dev, cfg, cpu)
+    batches = -(-len(dev) // 4)
+    assert batches > 2 and once.count == len(weights) and each.count == batches * len(weights)
+    np.testing.assert_array_equal(kept, plain)  # the same bf16 values, so the same outputs
+    assert [n for n, p in model.named_parameters() if not p.requires_grad] == frozen

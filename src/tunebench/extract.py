@@ -21,7 +21,7 @@ from .backbones.prefix import bottom_states
 from .errors import TunebenchError
 from .progress import bar
 from .training.batching import TokenBatches
-from .training.loop import autocast, resolve_device, resolve_precision
+from .training.loop import autocast, casts_kept, resolve_device, resolve_precision
 
 PREFIX_FP32_LIMIT = 2 * 2**30  # bytes: larger frozen-prefix caches are stored in float16
 
@@ -49,7 +49,7 @@ def all_layer_pools(
     model.to(dev).eval()
     data = TokenBatches(rows, None, pad_id)
     out = None
-    with bar("extract features", -(-len(rows) // batch_size)) as advance:
+    with casts_kept(model, dev, precision), bar("extract features", -(-len(rows) // batch_size)) as advance:
         for idx, batch in data.eval_batches(batch_size):
             batch = {k: v.to(dev) for k, v in batch.items()}
             with autocast(dev, precision):
@@ -207,7 +207,7 @@ class FrozenSource:
         data = TokenBatches(rows, None, bb.tokenizer.pad_token_id or 0)
         try:
             with (
-                torch.no_grad(),
+                casts_kept(model, dev, self.precision),
                 bar(f"frozen blocks 1-{depth}", -(-len(rows) // self.batch_size)) as advance,
             ):
                 for idx, batch in data.eval_batches(self.batch_size):
@@ -250,7 +250,10 @@ class FrozenSource:
         model = bb.model.to(dev).eval()
         data = TokenBatches(rows, None, bb.tokenizer.pad_token_id or 0)
         per_row: list[np.ndarray | None] = [None] * len(rows)
-        with bar(f"extract {name}", -(-len(rows) // self.batch_size)) as advance:
+        with (
+            casts_kept(model, dev, self.precision),
+            bar(f"extract {name}", -(-len(rows) // self.batch_size)) as advance,
+        ):
             for idx, batch in data.eval_batches(self.batch_size):
                 batch = {k: v.to(dev) for k, v in batch.items()}
                 with autocast(dev, self.precision):

@@ -14,7 +14,7 @@ from torch import nn
 
 from ...data.images import _zip, eval_transform, open_image, train_transform
 from ...progress import bar
-from ...training.loop import autocast, resolve_device
+from ...training.loop import autocast, casts_kept, resolve_device
 
 MAX_DECODE_THREADS = 8
 
@@ -91,7 +91,10 @@ def extract_features(model: nn.Module, data: ImageBatches, batch_size: int, devi
     dev = resolve_device(device)
     model.to(dev).eval()
     out = None
-    with bar("extract image features", -(-len(data) // batch_size)) as advance:
+    with (
+        casts_kept(model, dev, precision),
+        bar("extract image features", -(-len(data) // batch_size)) as advance,
+    ):
         for idx, batch in data.eval_batches(batch_size):
             with autocast(dev, precision):
                 feats = model(batch["pixel_values"].to(dev, non_blocking=True)).float().cpu().numpy()
