@@ -13,7 +13,7 @@ from tunebench.store import RunStore
 from tunebench.training.batching import TensorBatches, length_grouped_order, pad_rows
 from tunebench.training.config import TrainConfig
 from tunebench.training.loop import fit
-from tunebench.training.optim import decay_groups, lr_lambda
+from tunebench.training.optim import clip_gradients, decay_groups, lr_lambda
 
 
 def test_linear_schedule_warms_up_then_decays_to_zero():
@@ -211,3 +211,20 @@ def test_rebuilt_optimizer_keeps_the_schedule_position():
     rates = [h["lr"][0] for h in result.history]
     f = lr_lambda("linear", 12, 0.25)
     assert rates == pytest.approx([1e-2 * f(4), 1e-2 * f(8), 1e-2 * f(12)])
+
+
+@pytest.mark.parametrize("scale", [0.01, 100.0])  # gradients under the limit, and over it
+def test_gradient_clipping_is_torchs_bit_for_bit(scale):
+    gen = torch.Generator().manual_seed(0)
+    ours = [nn.Parameter(torch.randn(n, 7, generator=gen)) for n in (3, 50, 1)]
+    theirs = [nn.Parameter(p.detach().clone()) for p in ours]
+    for a, b in zip(ours, theirs):
+        a.grad = torch.randn(a.shape, generator=gen) * scale
+        b.grad = a.grad.clone()
+    before = float(torch.linalg.vector_norm(torch.cat([p.grad.flatten() for p in ours])))
+    clip_gradients(ours, 1.0, torch.device("cpu"))
+    torch.nn.utils.clip_grad_norm_(theirs, 1.0)
+    for a, b in zip(ours, theirs):
+        assert torch.equal(a.grad, b.grad)
+    total = torch.linalg.vector_norm(torch.cat([p.grad.flatten() for p in ours]))
+    assert float(total) == pytest.approx(min(before, 1.0), rel=1e-5)  # scaled down only when over

@@ -28,7 +28,7 @@ from ..measure import training_heap
 from ..progress import bar
 from .config import TrainConfig
 from .dropout import cheap_dropout
-from .optim import lr_lambda, make_optimizer
+from .optim import clip_gradients, lr_lambda, make_optimizer
 
 log = logging.getLogger("tunebench")
 
@@ -291,7 +291,7 @@ def fit(
                 loss.backward()
                 if cfg.max_grad_norm > 0:
                     params = [p for g in optimizer.param_groups for p in g["params"]]
-                    torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
+                    clip_gradients(params, cfg.max_grad_norm, device)
                 optimizer.step()
                 scheduler.step()
                 step += 1

@@ -73,3 +73,19 @@ def with_min_rate(groups: list[dict], module: nn.Module, min_lr: float) -> list[
         if own:
             out.append({**g, "params": own, "lr": max(g["lr"], min_lr)})
     return out
+
+
+def clip_gradients(params: list[nn.Parameter], max_norm: float, device: torch.device) -> None:
+    """torch's `clip_grad_norm_` (the same total norm, the same scale). On the CPU, where reading the
+    norm costs no device sync, it skips the scaling when the coefficient would be clamped to 1: torch
+    multiplies every gradient by it either way, a pass over all 22.7M of MiniLM's each full
+    fine-tuning step (about 5 of its 160 ms on a 2-core CPU)."""
+    if device.type != "cpu":
+        torch.nn.utils.clip_grad_norm_(params, max_norm)
+        return
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return
+    total = torch.nn.utils.get_total_norm(grads, 2.0)
+    if float(max_norm / (total + 1e-6)) < 1.0:  # torch's coefficient, before its clamp
+        torch.nn.utils.clip_grads_with_norm_(params, max_norm, total)
