@@ -9,7 +9,7 @@ parameters, state dict, merge and export) whose CPU training forward is `_LoraSt
 
 with the input cast once, the product with B accumulated into y in place, the frozen weight's bf16
 copy kept between steps (it changes only when merged, which its version counter shows), and only the
-bool mask and the r-wide `(x * keep) A^T` kept for the backward pass beside what the base layer keeps.
+dropped-out input, the bool mask and the r-wide `(x * keep) A^T` kept for the backward pass.
 The dropout mask is `training.dropout.keep_mask`'s, drawn in the same order as the module path, so the
 two give the same outputs and gradients (a test compares them). Anything else (merged, several
 adapters, DoRA, a trainable base, a GPU) takes peft's own forward.
@@ -32,13 +32,13 @@ class _LoraStep(torch.autograd.Function):
         dropped = rows if keep is None else rows * keep
         h = dropped @ a.t()
         y.addmm_(h, b.t(), alpha=alpha)
-        ctx.save_for_backward(rows, weight, a, b, keep, h)
+        ctx.save_for_backward(dropped, weight, a, b, keep, h)
         ctx.alpha, ctx.shape = alpha, x.shape
         return y.reshape(*x.shape[:-1], y.shape[-1])
 
     @staticmethod
     def backward(ctx, grad):
-        rows, weight, a, b, keep, h = ctx.saved_tensors
+        dropped, weight, a, b, keep, h = ctx.saved_tensors
         dy = grad.reshape(-1, grad.shape[-1]).to(weight.dtype)
         g = (dy @ b).mul_(ctx.alpha)  # d loss / d h, scaled
         grad_b = (dy.t() @ h).mul_(ctx.alpha)
@@ -48,7 +48,7 @@ class _LoraStep(torch.autograd.Function):
             if keep is not None:
                 through_a.mul_(keep)
             grad_x = torch.addmm(through_a, dy, weight).reshape(ctx.shape)
-        grad_a = g.t() @ (rows if keep is None else rows * keep)
+        grad_a = g.t() @ dropped
         return grad_x, None, None, grad_a, grad_b, None, None
 
 
