@@ -11,6 +11,7 @@ from conftest import options_for, tiny_of
 import tunebench
 from tunebench import extract, runner
 from tunebench.backbones import prefix
+from tunebench.run_inputs import frozen_inputs
 from tunebench.runner import RunInputs, build_model, prefix_model, run_one
 from tunebench.store import RunStore
 from tunebench.strategies import STRATEGIES
@@ -128,15 +129,21 @@ def test_prefix_depths_are_those_later_runs_read_from_the_cache():
     assert runner.prefix_depths(inputs, [(last_k[0], cfg.replace(ewc=1.0))]) == set()  # EWC runs the body
 
 
-def test_the_features_pass_writes_last_ks_prefix_states_bit_for_bit(tmp_path):
-    strategy, inputs, cfg = setup("text-classification", "last-k", tmp_path)
+@pytest.mark.parametrize("task_name", TEXT_TASKS)
+def test_the_features_pass_writes_last_ks_prefix_states_bit_for_bit(task_name, tmp_path):
+    """Sentence tasks pool every layer, NER and QA keep token states: either pass writes the prefix."""
+    strategy, inputs, cfg = setup(task_name, "last-k", tmp_path)
     depth = inputs.backbone.model.config.num_hidden_layers - strategy.k
     inputs.prefetch = runner.prefix_depths(inputs, [(strategy, cfg)])
+    assert inputs.prefetch == {depth}
+    features = STRATEGIES.get("features").from_options(options_for(task_name, ["features"])["features"])
     rows = inputs.enc["train"].rows
-    inputs.source(cfg).pools(rows)
+    frozen_inputs(
+        inputs.task, features, inputs.source(cfg), inputs.enc["train"], inputs.split("train"), "mean"
+    )
     later = inputs.source(cfg, prefetch=False)
     states, offsets = later.prefix(rows, depth)
-    assert later.seconds == 0.0  # written by the pools pass, not computed again
+    assert later.seconds == 0.0  # written by the features pass, not computed again
     fresh, fresh_offsets = (
         RunInputs(inputs.task, inputs.backbone, inputs.bundle, None, inputs.max_length)
         .source(cfg)

@@ -103,9 +103,9 @@ class PrefixFile:
 class FrozenSource:
     """Frozen forward passes of one backbone, cached on disk under `<out>/cache/features/` (no cache
     when `root` is None) and keyed by model, tokenized inputs and max length. `seconds` adds up the
-    forward-pass time actually spent (0 on cache hits); the runner reads it per run. The pass that
-    pools every layer also writes the prefix states of the `prefetch` depths (the runs still to come
-    of this compare read them), so the blocks below run once for both."""
+    forward-pass time actually spent (0 on cache hits); the runner reads it per run. The passes over
+    every layer (`pools`, `token_states`) also write the prefix states of the `prefetch` depths (the
+    runs still to come of this compare read them), so the blocks below run once for both."""
 
     def __init__(
         self,
@@ -158,23 +158,31 @@ class FrozenSource:
 
         def compute():
             self.tokens += sum(len(r["input_ids"]) for r in rows)
-            keep = {}
-            for depth in sorted(self.prefetch):
-                if (path := self._prefix_path(rows, depth)) is not None and not path.is_file():
-                    keep[depth] = PrefixFile(path, *self._prefix_layout(rows))
-            try:
-                out = all_layer_pools(
+            return self._with_prefixes(
+                rows,
+                lambda keep: all_layer_pools(
                     self.backbone.model, rows, pad, self.batch_size, self.device, self.precision, keep
-                )
-            except BaseException:
-                for file in keep.values():
-                    file.abort()
-                raise
-            for file in keep.values():
-                file.close()
-            return out
+                ),
+            )
 
         return self.cached(cache_key(self.model_ref, rows, self.max_length), compute)
+
+    def _with_prefixes(self, rows: list[dict], run):
+        """`run(keep)` for an all-layer pass over `rows`, `keep` the open prefix entries of the `prefetch`
+        depths not cached yet, each put in place once the pass completes (removed if it does not)."""
+        keep = {}
+        for depth in sorted(self.prefetch):
+            if (path := self._prefix_path(rows, depth)) is not None and not path.is_file():
+                keep[depth] = PrefixFile(path, *self._prefix_layout(rows))
+        try:
+            out = run(keep)
+        except BaseException:
+            for file in keep.values():
+                file.abort()
+            raise
+        for file in keep.values():
+            file.close()
+        return out
 
     def pooled(self, rows: list[dict], pooling: str, layers: str) -> np.ndarray:
         """(N, D) frozen pooled features of token rows for one pooling and layer combination."""
@@ -185,7 +193,9 @@ class FrozenSource:
         or slice) of each row i, rows end to end. NER picks each word's first sub-token, QA every token
         of a window; `name` keeps the two apart in the cache."""
         key = cache_key(f"{self.model_ref}|{name}", rows, self.max_length)
-        return self.cached(key, lambda: self._token_states(rows, name, pick))
+        return self.cached(
+            key, lambda: self._with_prefixes(rows, lambda keep: self._token_states(rows, name, pick, keep))
+        )
 
     def prefix(self, rows: list[dict], depth: int) -> tuple[np.ndarray, np.ndarray]:
         """Hidden states after the embeddings and the first `depth` blocks at every token of `rows`:
@@ -244,7 +254,7 @@ class FrozenSource:
         return self.root.parent / "prefix" / f"{key}.npy" if self.root else None
 
     @torch.no_grad()
-    def _token_states(self, rows: list[dict], name: str, pick) -> np.ndarray:
+    def _token_states(self, rows: list[dict], name: str, pick, keep: dict) -> np.ndarray:
         bb = self.backbone
         dev = resolve_device(self.device)
         model = bb.model.to(dev).eval()
@@ -257,9 +267,10 @@ class FrozenSource:
             for idx, batch in data.eval_batches(self.batch_size):
                 batch = {k: v.to(dev) for k, v in batch.items()}
                 with autocast(dev, self.precision):
-                    hs = torch.stack(
-                        model(**batch, output_hidden_states=True).hidden_states, 2
-                    )  # (B, T, L+1, H)
+                    states = model(**batch, output_hidden_states=True).hidden_states
+                    hs = torch.stack(states, 2)  # (B, T, L+1, H)
+                for depth, file in keep.items():
+                    file.put_batch(idx, states[depth])
                 hs = hs.half().cpu().numpy()
                 for j, i in enumerate(idx):
                     per_row[i] = hs[j, pick(i)]  # (picked_i, L+1, H)
