@@ -86,6 +86,8 @@ def test_export_predicts_what_the_run_measured(case):
         enc = replace(enc, groups=None)
     assert task.score(outputs, enc, bundle.test, bundle.label_names) == records[name]["test_metrics"]
     if isinstance(outputs, list):  # per-row outputs of different lengths: stored end to end
+        rows = predictor.predict_logits(bundle.test)  # the same rows, not pooled across windows
+        assert len(rows) == len(outputs) and all(np.array_equal(a, b) for a, b in zip(rows, outputs))
         outputs = np.concatenate(outputs)
     saved = load_file(str(run_dir / "predictions.safetensors"))["test"]
     np.testing.assert_allclose(outputs, saved, rtol=0, atol=1e-5)

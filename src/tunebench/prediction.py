@@ -85,10 +85,12 @@ class Predictor:
         data = self.task.batches(enc, self.backbone)
         return predict_logits(self.model, data, cfg, resolve_device(device)), enc, False
 
-    def predict_logits(self, split, batch_size: int = 128, device: str = "auto") -> np.ndarray:
-        """Per-example outputs (chunk outputs pooled per text)."""
+    def predict_logits(self, split, batch_size: int = 128, device: str = "auto") -> np.ndarray | list:
+        """Per-example outputs (chunk outputs pooled per text); token-level outputs (NER, QA) one
+        (tokens, C) array per row, as `outputs` gives them (a QA context's windows are decoded
+        together by the task, not averaged)."""
         out, enc, per_example = self.outputs(split, batch_size, device)
-        return out if per_example else pool_groups(out, enc.groups)
+        return out if per_example or isinstance(out, list) else pool_groups(out, enc.groups)
 
 
 def _columns(m: dict) -> FeatureColumns | None:
