@@ -100,6 +100,25 @@ class PrefixFile:
         self.tmp.unlink(missing_ok=True)
 
 
+class PrefixArray:
+    """A `PrefixFile`'s rows kept in memory (`array`), for a source without a cache folder."""
+
+    def __init__(self, offsets: np.ndarray, hidden: int, dtype):
+        self.offsets, self.array = offsets, np.zeros((int(offsets[-1]), hidden), dtype=dtype)
+
+    def put_batch(self, idx, hidden: torch.Tensor) -> None:
+        states = hidden.float().cpu().numpy()
+        for j, i in enumerate(idx):
+            a, b = self.offsets[i], self.offsets[i + 1]
+            self.array[a:b] = states[j, : b - a]
+
+    def close(self) -> None:
+        pass
+
+    def abort(self) -> None:
+        pass
+
+
 class FrozenSource:
     """Frozen forward passes of one backbone, cached on disk under `<out>/cache/features/` (no cache
     when `root` is None) and keyed by model, tokenized inputs and max length. `seconds` adds up the
@@ -118,9 +137,8 @@ class FrozenSource:
         prefetch: frozenset[int] = frozenset(),
     ):
         self.backbone = backbone
-        self.prefetch = (
-            prefetch  # depths whose prefix states a pools pass also writes (for later last-k runs)
-        )
+        # depths whose prefix states an all-layer pass also writes (for later last-k runs)
+        self.prefetch = prefetch
         self.root = Path(root) / "cache" / "features" if root else None
         self.max_length = max_length
         self.batch_size = batch_size
@@ -208,10 +226,11 @@ class FrozenSource:
         if path is not None and path.is_file():
             return np.load(path, mmap_mode="r"), offsets
         t0 = time.perf_counter()
-        if path is not None:
-            file = PrefixFile(path, offsets, hidden, dtype)
-        else:
-            out = np.zeros((int(offsets[-1]), hidden), dtype=dtype)
+        target = (
+            PrefixFile(path, offsets, hidden, dtype)
+            if path is not None
+            else PrefixArray(offsets, hidden, dtype)
+        )
         dev = resolve_device(self.device)
         model = bb.model.to(dev).eval()
         data = TokenBatches(rows, None, bb.tokenizer.pad_token_id or 0)
@@ -223,23 +242,15 @@ class FrozenSource:
                 for idx, batch in data.eval_batches(self.batch_size):
                     with autocast(dev, self.precision):
                         hidden_states = bottom_states(model, {k: v.to(dev) for k, v in batch.items()}, depth)
-                    if path is not None:
-                        file.put_batch(idx, hidden_states)
-                    else:
-                        states = hidden_states.float().cpu().numpy()
-                        for j, i in enumerate(idx):
-                            out[offsets[i] : offsets[i + 1]] = states[j, : offsets[i + 1] - offsets[i]]
+                    target.put_batch(idx, hidden_states)
                     advance(1)
         except BaseException:
-            if path is not None:
-                file.abort()
+            target.abort()
             raise
         self.seconds += time.perf_counter() - t0
         self.tokens += int(offsets[-1])
-        if path is None:
-            return out, offsets
-        file.close()
-        return np.load(path, mmap_mode="r"), offsets
+        target.close()
+        return (target.array if path is None else np.load(path, mmap_mode="r")), offsets
 
     def _prefix_layout(self, rows: list[dict]) -> tuple[np.ndarray, int, type]:
         """Row offsets (N + 1,), width and dtype of a prefix cache entry of `rows`."""

@@ -1,7 +1,7 @@
 """What a trained model costs to use: latency per example at batch size 1 and throughput at batch size
 32, through the same path `tunebench predict` takes (`predict_logits`: dynamic padding, autocast), on
-the run's device, on the first dev rows, each the fastest of 3 timings. About 1.7 s per run on a 2-core CPU for MiniLM; not
-part of the run key. Predictors of the same architecture cost the same (head-only, last-k, full and
+the run's device, on the first dev rows, each the fastest of 3 timings. About 1.7 s per run on a
+2-core CPU for MiniLM; not part of the run key. Predictors of the same architecture cost the same (head-only, last-k, full and
 BitFit all export MiniLM + one linear layer), so a compare measures each architecture once
 (`memo`) and its later runs report that measurement."""
 
