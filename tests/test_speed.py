@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import options_for, tiny_of
+from peft.tuners.lora import LoraLayer
 
 from tunebench.runner import RunInputs, build_model
 from tunebench.strategies import STRATEGIES
@@ -37,14 +38,17 @@ def test_lora_evaluates_merged_and_restores_the_weights_bit_for_bit():
             if "lora_B" in name:
                 p.normal_(0, 0.5)
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    modules = [n for n, _ in model.named_modules()]
     dev = inputs.task.batches(inputs.enc["dev"], inputs.backbone)
     plain = predict_logits(model, dev, cfg, torch.device("cpu"))
     with strategy.evaluating(model):
+        assert not any(isinstance(m, LoraLayer) for m in model.modules())  # what the export runs
         merged = predict_logits(model, dev, cfg, torch.device("cpu"))
     np.testing.assert_allclose(merged, plain, atol=1e-4)
     for n, p in model.named_parameters():
         assert torch.equal(p, before[n]), n
     assert not any(getattr(m, "merged", False) for m in model.modules())
+    assert [n for n, _ in model.named_modules()] == modules  # the wrappers are back where they were
 
 
 @pytest.mark.parametrize(
@@ -170,7 +174,7 @@ def test_importing_tunebench_bounds_the_cpu_kernel_caches_unless_the_user_set_th
 def test_predictors_of_one_architecture_are_timed_once_per_compare():
     _, inputs, cfg, full = prepared("full")
     _, _, _, head = prepared("head")
-    _, _, _, lora = prepared("lora")
+    lora_strategy, _, _, lora = prepared("lora")
     with torch.no_grad():  # trained weights and a train-mode dropout change nothing it costs
         for p in full.parameters():
             p.add_(1.0)
@@ -195,6 +199,10 @@ def test_predictors_of_one_architecture_are_timed_once_per_compare():
     assert not timed  # the same architecture: not run again
     inference.inference_cost(lora, batches_of, cfg, cpu, memo=memo)
     assert timed  # another architecture: timed
+    timed.clear()
+    # evaluated as its export predicts (merged, the peft wrappers set aside): full's network
+    assert inference.inference_cost(lora, batches_of, cfg, cpu, lora_strategy.evaluating, memo=memo) == first
+    assert not timed
     inference.inference_cost(head, batches_of, cfg.replace(precision="bf16"), cpu, memo=memo)
     assert len(memo) == 3  # another precision: timed apart
 

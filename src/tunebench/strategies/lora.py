@@ -13,10 +13,6 @@ from .export import PeftExport
 from .lora_linear import LoraLinear
 
 
-def lora_layers(model: nn.Module) -> list[LoraLayer]:
-    return [m for m in model.modules() if isinstance(m, LoraLayer)]
-
-
 @STRATEGIES.register("lora")
 @dataclass
 class LoRA(PeftExport, Strategy):
@@ -108,19 +104,29 @@ class LoRA(PeftExport, Strategy):
 
     @contextmanager
     def evaluating(self, model):
-        """Evaluate with the adapters merged into the weights (one matmul per layer, as a merged export
-        predicts); afterwards the pre-trained weights are put back bit for bit, not un-merged by
-        subtraction, so training goes on from exactly where it was."""
-        layers = lora_layers(model)
-        saved = [m.get_base_layer().weight.detach().clone() for m in layers]
+        """Evaluate the network the export predicts with: adapters merged into the weights and every
+        LoRA layer swapped for its base layer, the peft wrapper set aside (the same modules, names and
+        forward as the plain model's, so a compare's predict cost of that architecture serves LoRA too).
+        Afterwards the wrappers go back and the pre-trained weights are put back bit for bit, not
+        un-merged by subtraction, so training goes on from exactly where it was."""
+        peft_model = model.backbone
+        base = peft_model.get_base_model()
+        layers = [(name, m) for name, m in base.named_modules() if isinstance(m, LoraLayer)]
+        saved = [m.get_base_layer().weight.detach().clone() for _, m in layers]
         with torch.no_grad():
-            for m in layers:
+            for _, m in layers:
                 m.merge()
+        for name, m in layers:
+            _swap(base, name, m.get_base_layer())
+        model.backbone = base
         try:
             yield model
         finally:
+            model.backbone = peft_model
+            for name, m in layers:
+                _swap(base, name, m)
             with torch.no_grad():
-                for m, weight in zip(layers, saved):
+                for (_, m), weight in zip(layers, saved):
                     m.unmerge()
                     m.get_base_layer().weight.copy_(weight)
 
@@ -129,3 +135,8 @@ class LoRA(PeftExport, Strategy):
         model = PeftExport.load(self, out, model)
         model.backbone = model.backbone.merge_and_unload()
         return model
+
+
+def _swap(root: nn.Module, name: str, module: nn.Module) -> None:
+    parent, _, child = name.rpartition(".")
+    setattr(root.get_submodule(parent), child, module)

@@ -1,9 +1,9 @@
 """What a trained model costs to use: latency per example at batch size 1 and throughput at batch size
 32, through the same path `tunebench predict` takes (`predict_logits`: dynamic padding, autocast), on
 the run's device, on the first dev rows, each the fastest of 3 timings. About 1.7 s per run on a
-2-core CPU for MiniLM; not part of the run key. Predictors of the same architecture cost the same (head-only, last-k, full and
-BitFit all export MiniLM + one linear layer), so a compare measures each architecture once
-(`memo`) and its later runs report that measurement."""
+2-core CPU for MiniLM; not part of the run key. Predictors of the same architecture cost the same (head-only, last-k, full,
+BitFit and LoRA, merged, all predict with MiniLM + one linear layer), so a compare measures each
+architecture once (`memo`) and its later runs report that measurement."""
 
 from __future__ import annotations
 
@@ -33,13 +33,14 @@ def inference_cost(
 ) -> dict:
     """{"latency_ms": per example at batch 1, "examples_per_second": at batch 32}; `batches_of(n)` gives
     the batches object of the first n dev rows. With `memo` (one dict per compare and dev split), a
-    model whose `architecture` was measured before on this device and precision is not timed again."""
-    key = (architecture(model), str(device), cfg.precision) if memo is not None else None
-    if key in (memo or {}):
-        return dict(memo[key])
+    model whose `architecture` in its `evaluating` context was measured before on this device and
+    precision is not timed again."""
     model.to(device)
-    one, many = batches_of(LATENCY_ROWS), batches_of(THROUGHPUT_ROWS)
-    with evaluating(model), torch.no_grad():
+    with evaluating(model), torch.no_grad():  # LoRA: the merged network its export predicts with
+        key = (architecture(model), str(device), cfg.precision) if memo is not None else None
+        if key in (memo or {}):
+            return dict(memo[key])
+        one, many = batches_of(LATENCY_ROWS), batches_of(THROUGHPUT_ROWS)
         predict_logits(model, batches_of(2), cfg.replace(eval_batch_size=1), device)  # warm-up
         latency = _best_of(
             REPEATS, lambda: predict_logits(model, one, cfg.replace(eval_batch_size=1), device)
