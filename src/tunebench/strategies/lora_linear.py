@@ -47,7 +47,7 @@ class _LoraStep(torch.autograd.Function):
             through_a = g @ a
             if keep is not None:
                 through_a.mul_(keep)
-            grad_x = torch.addmm(through_a, dy, weight).reshape(ctx.shape)
+            grad_x = through_a.addmm_(dy, weight).reshape(ctx.shape)
         grad_a = g.t() @ dropped
         return grad_x, None, None, grad_a, grad_b, None, None
 
