@@ -189,3 +189,44 @@ def test_a_compare_runs_last_ks_frozen_blocks_with_the_features_pass(tmp_path):
     assert both["last-k"]["times"]["extraction"] == 0.0 < alone["last-k"]["times"]["extraction"]
     for split in ("dev", "test"):
         assert both["last-k"][f"{split}_metrics"] == alone["last-k"][f"{split}_metrics"]
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_pooling_each_block_as_the_pass_makes_it_gives_the_hidden_states_pools(
+    precision, tmp_path, monkeypatch
+):
+    """The hooked pass (nothing kept to the end of a batch) against pooling `hidden_states`, with the
+    prefix states it writes: bit for bit; an encoder the hooks do not see whole takes the plain path."""
+    strategy, inputs, cfg = setup("text-classification", "last-k")
+    model, rows, depth = inputs.backbone.model, inputs.enc["train"].rows, 1
+    pad = inputs.backbone.tokenizer.pad_token_id
+
+    def run(path):
+        file = extract.PrefixFile(path, *inputs.source(cfg)._prefix_layout(rows))
+        pools = extract.all_layer_pools(model, rows, pad, 8, "cpu", precision, {depth: file})
+        file.close()
+        return pools, np.load(path)
+
+    hooked, hooked_states = run(tmp_path / "hooked.npy")
+    monkeypatch.setattr(extract.BlockPools, "see_hidden_states", lambda self, model, probe: False)
+    plain, plain_states = run(tmp_path / "plain.npy")
+    assert hooked.shape == (len(rows), model.config.num_hidden_layers + 1, 2, model.config.hidden_size)
+    np.testing.assert_array_equal(hooked, plain)
+    np.testing.assert_array_equal(hooked_states, plain_states)
+    hooks = [h for m in model.modules() for h in m._forward_hooks.values()]
+    assert not any(isinstance(getattr(h, "__self__", None), extract.BlockPools) for h in hooks)
+
+
+def test_the_hooks_see_the_models_hidden_states():
+    _, inputs, _ = setup("text-classification", "last-k")
+    model = inputs.backbone.model.eval()
+    rows = inputs.enc["dev"].rows[:2]
+    _, probe = next(extract.TokenBatches(rows, None, 0).eval_batches(2))
+    hooks = extract.BlockPools(model, {})
+    try:
+        with torch.no_grad():
+            assert hooks.see_hidden_states(model, probe)
+    finally:
+        hooks.remove()
+    hooks = extract.BlockPools(torch.nn.Linear(2, 2), {})  # no blocks to hook there
+    assert not hooks.hooks and not hooks.see_hidden_states(model, probe)
