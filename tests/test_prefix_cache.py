@@ -230,3 +230,8 @@ def test_the_hooks_see_the_models_hidden_states():
         hooks.remove()
     hooks = extract.BlockPools(torch.nn.Linear(2, 2), {})  # no blocks to hook there
     assert not hooks.hooks and not hooks.see_hidden_states(model, probe)
+
+
+def test_no_rows_extract_nothing():
+    _, inputs, _ = setup("text-classification", "last-k")
+    assert extract.all_layer_pools(inputs.backbone.model, [], 0, 8, "cpu", "fp32") is None
