@@ -124,6 +124,32 @@ def test_features_keep_a_column_for_classes_missing_from_train(classifier):
     assert (logits.argmax(1) == y).mean() > 0.9
 
 
+def test_linear_probe_fits_on_one_blas_thread_and_gives_the_threads_back():
+    """lbfgs on a few thousand rows: BLAS threads cost more to wake than they save (1.1 s -> 0.06 s
+    for SST-2's path on 2 cores), so the fit runs on one; the caller's setting is restored after."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from tunebench.estimators import LinearProbe
+
+    def blas_threads() -> set[int]:
+        return {i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}
+
+    seen = []
+
+    def score(logits):  # runs inside the fit, once per C
+        seen.append(blas_threads())
+        return float((logits.argmax(-1) == y).mean())
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 6))
+    y = (X[:, 0] > 0).astype(int)
+    with threadpool_limits(2, user_api="blas"):
+        before = blas_threads()
+        LinearProbe(grid="0.1,1").fit(X, y, X, y, score=score)
+        assert blas_threads() == before
+    assert seen == [{1}, {1}]
+
+
 def test_half_precision_checkpoint_loads_as_float32(tmp_path):
     """Hub checkpoints saved in fp16/bf16 train from fp32 master weights (transformers 5 keeps a
     checkpoint's dtype unless told otherwise; AdamW steps vanish in half precision)."""

@@ -5,7 +5,6 @@ cache is shared), and the linear probe fitted on them: the common ground of `pro
 from __future__ import annotations
 
 import numpy as np
-from threadpoolctl import threadpool_limits  # ships with scikit-learn
 
 from ..backbones import quiet_libraries
 from ..data import DataConfig
@@ -52,9 +51,7 @@ def frozen_features(
 
 def fit_probe(X: np.ndarray, y: np.ndarray, X_dev: np.ndarray, y_dev: np.ndarray, seed: int = 0):
     """Standardize -> logistic regression, C chosen on dev (the `features` strategy's classifier)."""
-    # Small lbfgs problems: BLAS threads only add overhead (10x slower on a busy 2-core machine).
-    with threadpool_limits(1):
-        return LinearProbe(seed=seed).fit(X, y, X_dev, y_dev)
+    return LinearProbe(seed=seed).fit(X, y, X_dev, y_dev)  # one BLAS thread inside (estimators.py)
 
 
 def majority_share(train_labels: np.ndarray, labels: np.ndarray) -> float:
