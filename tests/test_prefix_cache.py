@@ -235,3 +235,38 @@ def test_the_hooks_see_the_models_hidden_states():
 def test_no_rows_extract_nothing():
     _, inputs, _ = setup("text-classification", "last-k")
     assert extract.all_layer_pools(inputs.backbone.model, [], 0, 8, "cpu", "fp32") is None
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+def test_prefix_states_read_row_ranges_of_the_file_without_mapping_it(dtype, tmp_path):
+    """What `np.load` gives, by row range, with plain reads: the process maps no page of the file (a
+    map's touched pages count in its memory); a truncated file says so."""
+    from tunebench.prefix_files import PrefixStates
+
+    array = np.random.default_rng(0).normal(size=(50, 8)).astype(dtype)
+    np.save(tmp_path / "entry.npy", array)
+    states = PrefixStates(tmp_path / "entry.npy")
+    assert len(states) == 50 and states.shape == (50, 8) and states.dtype == dtype
+    np.testing.assert_array_equal(states[3:17], array[3:17])
+    assert states[3:17].flags.writeable and states[10:10].shape == (0, 8)
+    np.testing.assert_array_equal(np.asarray(states), array)
+    assert str(tmp_path / "entry.npy") not in open("/proc/self/maps").read()
+    with open(tmp_path / "entry.npy", "r+b") as f:
+        f.truncate(200)
+    with pytest.raises(OSError, match="shorter than its header"):
+        PrefixStates(tmp_path / "entry.npy")[40:50]
+
+
+def test_last_k_reads_its_cached_prefix_from_disk_as_from_memory(tmp_path):
+    """The same batches whether the prefix entry is on disk (read by row range) or in memory."""
+    strategy, inputs, cfg = setup("text-classification", "last-k", tmp_path)
+    model = build_model(inputs, strategy, cfg, 0)
+    _, on_disk = prefix_model(inputs, model, inputs.source(cfg))
+    memory_inputs = RunInputs(inputs.task, inputs.backbone, inputs.bundle, None, inputs.max_length)
+    _, in_memory = prefix_model(memory_inputs, model, memory_inputs.source(cfg))
+    assert type(on_disk["train"].states).__name__ == "PrefixStates"
+    for split in ("train", "dev"):
+        for (_, a), (_, b) in zip(
+            on_disk[split].eval_batches(8), in_memory[split].eval_batches(8), strict=True
+        ):
+            torch.testing.assert_close(a, b, rtol=0, atol=0)

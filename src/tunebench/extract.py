@@ -20,6 +20,7 @@ from .backbones import pool
 from .backbones.layers import embeddings_module, encoder_layers
 from .backbones.prefix import bottom_states
 from .errors import TunebenchError
+from .prefix_files import PrefixArray, PrefixFile, PrefixStates
 from .progress import bar
 from .training.batching import TokenBatches
 from .training.loop import autocast, casts_kept, resolve_device, resolve_precision
@@ -134,58 +135,6 @@ class BlockPools:
         self.hooks = []
 
 
-class PrefixFile:
-    """A frozen-prefix cache entry ((sum of row lengths, H) .npy, rows end to end at `offsets`) written
-    batch by batch with plain file writes (pages written through a memory map count in the process's
-    memory), under a temporary name until `close` renames it into place; `abort` removes it."""
-
-    def __init__(self, path: Path, offsets: np.ndarray, hidden: int, dtype):
-        self.path, self.offsets, self.dtype = path, offsets, np.dtype(dtype)
-        self.tmp = path.with_suffix(f".{os.getpid()}.tmp.npy")  # this process's name: workers share the cache
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.file = open(self.tmp, "wb")  # noqa: SIM115 (closed by close / abort)
-        shape = (int(offsets[-1]), hidden)
-        header = {"descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False, "shape": shape}
-        np.lib.format.write_array_header_1_0(self.file, header)
-        self.start = self.file.tell()
-        self.row_bytes = hidden * self.dtype.itemsize
-        self.file.truncate(self.start + shape[0] * self.row_bytes)
-
-    def put_batch(self, idx, hidden: torch.Tensor) -> None:
-        """Row idx[j] of the inputs is `hidden[j]` (B, T, H) cut to its own length."""
-        states = hidden.float().cpu().numpy().astype(self.dtype, copy=False)
-        for j, i in enumerate(idx):
-            a, b = self.offsets[i], self.offsets[i + 1]
-            os.pwrite(self.file.fileno(), states[j, : b - a].tobytes(), self.start + int(a) * self.row_bytes)
-
-    def close(self) -> None:
-        self.file.close()
-        self.tmp.replace(self.path)  # atomic: an interrupted extraction never leaves a partial entry
-
-    def abort(self) -> None:
-        self.file.close()
-        self.tmp.unlink(missing_ok=True)
-
-
-class PrefixArray:
-    """A `PrefixFile`'s rows kept in memory (`array`), for a source without a cache folder."""
-
-    def __init__(self, offsets: np.ndarray, hidden: int, dtype):
-        self.offsets, self.array = offsets, np.zeros((int(offsets[-1]), hidden), dtype=dtype)
-
-    def put_batch(self, idx, hidden: torch.Tensor) -> None:
-        states = hidden.float().cpu().numpy()
-        for j, i in enumerate(idx):
-            a, b = self.offsets[i], self.offsets[i + 1]
-            self.array[a:b] = states[j, : b - a]
-
-    def close(self) -> None:
-        pass
-
-    def abort(self) -> None:
-        pass
-
-
 class FrozenSource:
     """Frozen forward passes of one backbone, cached on disk under `<out>/cache/features/` (no cache
     when `root` is None) and keyed by model, tokenized inputs and max length. `seconds` adds up the
@@ -284,14 +233,13 @@ class FrozenSource:
 
     def prefix(self, rows: list[dict], depth: int) -> tuple[np.ndarray, np.ndarray]:
         """Hidden states after the embeddings and the first `depth` blocks at every token of `rows`:
-        ((sum of row lengths, H), rows end to end; offsets (N + 1,)). Memory-mapped from
-        `<out>/cache/prefix/` (computed once per model, depth and inputs; float32 up to 2 GiB, else
-        float16), so last-k runs its frozen blocks once per compare instead of every step."""
+        ((sum of row lengths, H), rows end to end; offsets (N + 1,)). Read from `<out>/cache/prefix/`
+        (`PrefixStates`; computed once per model, depth and inputs; float32 up to 2 GiB, else float16), so last-k runs its frozen blocks once per compare instead of every step."""
         bb = self.backbone
         offsets, hidden, dtype = self._prefix_layout(rows)
         path = self._prefix_path(rows, depth)
         if path is not None and path.is_file():
-            return np.load(path, mmap_mode="r"), offsets
+            return PrefixStates(path), offsets
         t0 = time.perf_counter()
         target = (
             PrefixFile(path, offsets, hidden, dtype)
@@ -317,7 +265,7 @@ class FrozenSource:
         self.seconds += time.perf_counter() - t0
         self.tokens += int(offsets[-1])
         target.close()
-        return (target.array if path is None else np.load(path, mmap_mode="r")), offsets
+        return (target.array if path is None else PrefixStates(path)), offsets
 
     def _prefix_layout(self, rows: list[dict]) -> tuple[np.ndarray, int, type]:
         """Row offsets (N + 1,), width and dtype of a prefix cache entry of `rows`."""

@@ -124,7 +124,8 @@ class TokenBatches:
 class StateBatches(TokenBatches):
     """The same rows, labels and batch order as `tokens`, with each row's cached hidden states after the
     frozen bottom blocks (backbones/prefix.py) in place of its token ids: `states` is (sum of row
-    lengths, H), rows end to end, `offsets` (N + 1,) where each row starts."""
+    lengths, H), rows end to end (an array, or a cache entry on disk read by row range:
+    prefix_files.PrefixStates), `offsets` (N + 1,) where each row starts."""
 
     def __init__(self, states: np.ndarray, offsets: np.ndarray, tokens: TokenBatches):
         super().__init__(tokens.rows, None, tokens.pad_id)
@@ -137,7 +138,7 @@ class StateBatches(TokenBatches):
         mask = torch.zeros((len(idx), width), dtype=torch.long)
         for j, i in enumerate(idx):
             a, b = self.offsets[i], self.offsets[i + 1]
-            rows = np.asarray(self.states[a:b], dtype=np.float32)  # read-only when the cache was on disk
+            rows = np.asarray(self.states[a:b], dtype=np.float32)  # on disk: read from the file
             hidden[j, : b - a] = torch.from_numpy(rows if rows.flags.writeable else rows.copy())
             mask[j, : b - a] = 1
         return {"hidden_states": hidden, "attention_mask": mask}
