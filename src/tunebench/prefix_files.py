@@ -2,8 +2,8 @@
 rows end to end in one (sum of row lengths, H) .npy file per model, depth and inputs (`extract.py`
 writes them, last-k's top blocks train on them). Written and read with plain file calls rather than a
 memory map: a map's touched pages count in the process's memory (RSS) as long as it is open, about
-146 MB for SST-2's three splits at 2,000 sentences, while pages read or written with `pread` /
-`pwrite` stay the kernel's file cache."""
+146 MB for SST-2's three splits at 2,000 sentences, while pages read or written with plain file
+calls stay the kernel's file cache."""
 
 from __future__ import annotations
 
@@ -69,7 +69,7 @@ class PrefixArray:
 
 class PrefixStates:
     """A finished entry, read by row range: `states[a:b]` is a fresh (b - a, H) array read from the
-    file with `os.pread`; `len`, `shape`, `dtype` and `np.asarray(states)` (the whole entry) as for the
+    file with an unbuffered `readinto` (no copy between the file and the array); `len`, `shape`, `dtype` and `np.asarray(states)` (the whole entry) as for the
     array it holds."""
 
     def __init__(self, path: Path):
@@ -81,8 +81,8 @@ class PrefixStates:
         if fortran or len(self.shape) != 2:
             raise ValueError(f"{path}: not a prefix cache entry (a C-ordered 2-d array)")
         self.path, self.row_bytes = path, self.shape[1] * self.dtype.itemsize
-        self.fd = os.open(path, os.O_RDONLY)
-        weakref.finalize(self, os.close, self.fd)
+        self.file = open(path, "rb", buffering=0)  # noqa: SIM115 (closed when this object goes)
+        weakref.finalize(self, self.file.close)
 
     def __len__(self) -> int:
         return self.shape[0]
@@ -92,8 +92,13 @@ class PrefixStates:
         if step != 1:
             raise IndexError("prefix states are read by contiguous row ranges")
         out = np.empty((max(b - a, 0), self.shape[1]), dtype=self.dtype)
-        if out.nbytes and os.preadv(self.fd, [out], self.start + a * self.row_bytes) != out.nbytes:
-            raise OSError(f"{self.path}: shorter than its header says (rows {a}:{b})")
+        view, done = out.reshape(-1).view(np.uint8), 0
+        self.file.seek(self.start + a * self.row_bytes)
+        while done < out.nbytes:
+            n = self.file.readinto(view[done:])
+            if not n:
+                raise OSError(f"{self.path}: shorter than its header says (rows {a}:{b})")
+            done += n
         return out
 
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
