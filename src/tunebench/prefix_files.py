@@ -69,8 +69,8 @@ class PrefixArray:
 
 class PrefixStates:
     """A finished entry, read by row range: `states[a:b]` is a fresh (b - a, H) array read from the
-    file with an unbuffered `readinto` (no copy between the file and the array); `len`, `shape`, `dtype` and `np.asarray(states)` (the whole entry) as for the
-    array it holds."""
+    file with an unbuffered `readinto` (no copy between the file and the array); `len`, `shape`,
+    `dtype` and `np.asarray(states)` (the whole entry) as for the array it holds."""
 
     def __init__(self, path: Path):
         with open(path, "rb") as f:

@@ -9,7 +9,7 @@ parameters, state dict, merge and export) whose CPU training forward is `_LoraSt
 
 with the input cast once, the product with B accumulated into y in place, the frozen weight's bf16
 copy kept between steps (it changes only when merged, which its version counter shows), and only the
-dropped-out input, the bool mask and the r-wide `(x * keep) A^T` kept for the backward pass.
+dropped-out input, the uint8 mask and the r-wide `(x * keep) A^T` kept for the backward pass.
 The dropout mask is `training.dropout.keep_mask`'s, drawn in the same order as the module path, so the
 two give the same outputs and gradients (a test compares them). Anything else (merged, several
 adapters, DoRA, a trainable base, a GPU) takes peft's own forward.

@@ -138,8 +138,8 @@ class StateBatches(TokenBatches):
         mask = torch.zeros((len(idx), width), dtype=torch.long)
         for j, i in enumerate(idx):
             a, b = self.offsets[i], self.offsets[i + 1]
-            rows = np.asarray(self.states[a:b], dtype=np.float32)  # on disk: read from the file
-            hidden[j, : b - a] = torch.from_numpy(rows if rows.flags.writeable else rows.copy())
+            rows = np.asarray(self.states[a:b], dtype=np.float32)  # on disk: a fresh array read from the file
+            hidden[j, : b - a] = torch.from_numpy(rows)
             mask[j, : b - a] = 1
         return {"hidden_states": hidden, "attention_mask": mask}
 
